@@ -1,0 +1,3 @@
+from portable.cli import main
+
+main()

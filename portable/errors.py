@@ -1,0 +1,84 @@
+"""One error hierarchy; each error says what went wrong and what to do, and maps to an exit code.
+
+Exit codes (documented in the README and `portable --help`):
+    0  ok
+    1  a check failed (parity, regression, conformance)
+    2  usage error: bad option, unknown backend, missing or invalid model
+    3  backend unavailable on this machine
+    4  backend crashed or timed out
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_CRASHED = 4
+
+
+class PortableError(Exception):
+    """Base class. `exit_code` is what the CLI exits with when this error ends a command."""
+
+    exit_code = EXIT_USAGE
+
+
+class BackendNotFound(PortableError):
+    def __init__(self, name: str, known: Iterable[str]):
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown backend {name!r}; known backends: {', '.join(self.known)}")
+
+
+class BackendUnavailable(PortableError):
+    """The backend's runtime or device is missing here. `reason` says what, `hint` what to do."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+    def __init__(self, reason: str, hint: str = ""):
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"{reason} ({hint})" if hint else reason)
+
+
+class AdapterLoadError(PortableError):
+    """An adapter's entry point could not be imported or is not a valid adapter."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class InvalidOption(PortableError):
+    def __init__(self, backend: str, message: str):
+        super().__init__(f"backend {backend!r}: {message}")
+
+
+class ModelError(PortableError):
+    """A model file is missing, corrupt, unsafe or not runnable as asked."""
+
+
+class InputError(PortableError):
+    """Inputs do not match the model's signature (names, shapes, dtypes, unresolved dims)."""
+
+
+class UnsupportedModel(PortableError):
+    """The backend cannot run this model at all (for example an op it does not implement)."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class PlacementError(PortableError):
+    """Under --strict, the runtime placed nodes on a device other than the one asked for."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class BackendCrashed(PortableError):
+    """The backend raised, crashed or hung while running."""
+
+    exit_code = EXIT_CRASHED
+
+
+class ResultFileError(PortableError):
+    """A result file is unreadable, of another schema version, or fails validation."""
