@@ -1,0 +1,297 @@
+"""The reference DeepSeek-V3-style MoE decoder in PyTorch, written to export cleanly to ONNX.
+
+`build_model(config)` returns an eval-mode module whose `forward(input_ids)` returns
+`(logits, expert_ids)`:
+
+* `logits`: float32 `[batch, seq, vocab]`;
+* `expert_ids`: int64 `[num_moe_layers, batch, seq, top_k]`, the routed experts chosen for
+  each token in each MoE layer, sorted ascending within a token so runtimes compare exactly.
+
+Everything uses standard ONNX-exportable ops with dynamic batch and sequence sizes. Sparse
+dispatch picks, inside the graph (`torch.cond` -> ONNX `If`), between gathering the chosen
+experts' weights per token (cheap when tokens * top_k <= num_experts, i.e. decode) and
+grouping tokens by expert into a padded `[N, C, H]` buffer (prefill); see
+/work/shared/notes/moe-dispatch-measurements.md for the measurements behind that choice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import MoEConfig, moe_layer_count
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.empty(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def _linear_weight(out_features: int, in_features: int) -> nn.Parameter:
+    """An uninitialised [out, in] weight; `_init_weights` fills it from the seed."""
+    return nn.Parameter(torch.empty(out_features, in_features))
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with rotary position embeddings (rotate-half form)."""
+
+    def __init__(self, c: MoEConfig):
+        super().__init__()
+        self.heads, self.head_dim = c.heads, c.head_dim
+        self.q_proj = _linear_weight(c.hidden, c.hidden)
+        self.k_proj = _linear_weight(c.hidden, c.hidden)
+        self.v_proj = _linear_weight(c.hidden, c.hidden)
+        self.o_proj = _linear_weight(c.hidden, c.hidden)
+        inv_freq = 1.0 / (
+            c.rope_theta ** (torch.arange(0, c.head_dim, 2, dtype=torch.float64) / c.head_dim)
+        )
+        self.register_buffer("inv_freq", inv_freq.to(torch.float32), persistent=False)
+
+    def _rope(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        half = self.head_dim // 2
+        x1, x2 = x[..., :half], x[..., half:]
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, s, h = x.shape
+        q = F.linear(x, self.q_proj).view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        k = F.linear(x, self.k_proj).view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        v = F.linear(x, self.v_proj).view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        pos = torch.arange(s, dtype=torch.float32, device=x.device)
+        freqs = pos[:, None] * self.inv_freq[None, :]  # [s, head_dim/2]
+        cos, sin = freqs.cos(), freqs.sin()
+        q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
+        causal = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+        out = torch.matmul(scores.softmax(dim=-1), v)  # [b, heads, s, head_dim]
+        return F.linear(out.transpose(1, 2).reshape(b, s, h), self.o_proj)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, hidden: int, intermediate: int):
+        super().__init__()
+        self.w1 = _linear_weight(intermediate, hidden)  # gate projection
+        self.w3 = _linear_weight(intermediate, hidden)  # up projection
+        self.w2 = _linear_weight(hidden, intermediate)  # down projection
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(F.silu(F.linear(x, self.w1)) * F.linear(x, self.w3), self.w2)
+
+
+class Router(nn.Module):
+    """DeepSeek-V3 gate: bias-corrected, group-limited top-k over sigmoid (or softmax) scores."""
+
+    def __init__(self, c: MoEConfig):
+        super().__init__()
+        self.c = c
+        self.weight = _linear_weight(c.num_experts, c.hidden)
+        # Load-balancing bias: used only to choose experts, never to weight them.
+        self.register_buffer("e_score_correction_bias", torch.zeros(c.num_experts))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x: [T, H] -> (expert ids [T, k] int64 ascending, routing weights [T, k] float32)."""
+        c = self.c
+        logits = F.linear(x, self.weight)
+        scores = logits.sigmoid() if c.gate == "sigmoid" else logits.softmax(dim=-1)
+        biased = scores + self.e_score_correction_bias
+        if c.n_groups > 1:
+            t = biased.shape[0]
+            grouped = biased.view(t, c.n_groups, c.experts_per_group)
+            group_scores = grouped.topk(min(2, c.experts_per_group), dim=-1).values.sum(-1)
+            kept = group_scores.topk(c.topk_groups, dim=-1).indices  # [T, topk_groups]
+            group_mask = torch.zeros_like(group_scores).scatter(1, kept, 1.0)
+            expert_mask = group_mask.unsqueeze(-1).expand(t, c.n_groups, c.experts_per_group)
+            biased = biased.masked_fill(expert_mask.reshape(t, c.num_experts) == 0,
+                                        float("-inf"))
+        chosen = biased.topk(c.top_k, dim=-1).indices
+        # Sort ascending so every runtime reports the same order; weights follow the ids.
+        ids = chosen.sort(dim=-1).values
+        weights = scores.gather(1, ids)
+        if c.gate == "sigmoid":
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        return ids, weights * c.route_scale
+
+
+class RoutedExperts(nn.Module):
+    """`num_experts` SwiGLU experts stored stacked: w1, w3 [N, I, H]; w2 [N, H, I]."""
+
+    def __init__(self, c: MoEConfig):
+        super().__init__()
+        n, h, i = c.num_experts, c.hidden, c.expert_intermediate
+        self.num_experts, self.top_k, self.dispatch = n, c.top_k, c.dispatch
+        self.w1 = nn.Parameter(torch.empty(n, i, h))
+        self.w3 = nn.Parameter(torch.empty(n, i, h))
+        self.w2 = nn.Parameter(torch.empty(n, h, i))
+
+    def forward(self, x: Tensor, ids: Tensor, weights: Tensor) -> Tensor:
+        """x [T, H], ids/weights [T, k] -> weighted sum of the chosen experts' outputs [T, H]."""
+        if self.dispatch == "dense":
+            return _dense(x, ids, weights, self.w1, self.w3, self.w2)
+        # Gather per token when the per-token weight copies are fewer than all experts.
+        small = x.shape[0] * self.top_k <= self.num_experts
+        operands = (x, ids, weights, self.w1, self.w3, self.w2)
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            # Traced: keep both forms in the graph (ONNX `If`), chosen at run time.
+            return torch.cond(small, _gather_per_token, _grouped_by_expert, operands)
+        # Eager: torch.cond would compile; a plain branch computes the same thing.
+        return _gather_per_token(*operands) if small else _grouped_by_expert(*operands)
+
+
+def _swiglu_batched(x: Tensor, w1: Tensor, w3: Tensor, w2: Tensor) -> Tensor:
+    """x [B, M, H] with per-batch weights w1/w3 [B, I, H], w2 [B, H, I] -> [B, M, H]."""
+    gate = torch.matmul(x, w1.transpose(1, 2))
+    up = torch.matmul(x, w3.transpose(1, 2))
+    return torch.matmul(F.silu(gate) * up, w2.transpose(1, 2))
+
+
+def _gather_per_token(x: Tensor, ids: Tensor, weights: Tensor,
+                      w1: Tensor, w3: Tensor, w2: Tensor) -> Tensor:
+    """Copy each token's k chosen experts' weights and run them as one batched matmul."""
+    t, h = x.shape
+    k = ids.shape[1]
+    flat = ids.reshape(-1)  # [T*k], token-major
+    xs = x.unsqueeze(1).expand(t, k, h).reshape(t * k, 1, h)
+    y = _swiglu_batched(xs, w1[flat], w3[flat], w2[flat])  # [T*k, 1, H]
+    return (y.reshape(t, k, h) * weights.unsqueeze(-1)).sum(dim=1)
+
+
+def _grouped_by_expert(x: Tensor, ids: Tensor, weights: Tensor,
+                       w1: Tensor, w3: Tensor, w2: Tensor) -> Tensor:
+    """Scatter tokens into a padded [N, C, H] buffer by expert, one batched matmul per
+    projection, gather the results back in token order. C = the largest group (data-dependent).
+    """
+    t, h = x.shape
+    k = ids.shape[1]
+    n = w1.shape[0]
+    flat = ids.reshape(-1)  # [A = T*k], assignment a belongs to token a // k
+    one_hot = (flat.unsqueeze(1) == torch.arange(n, device=x.device).unsqueeze(0)).to(torch.int64)
+    rank = ((one_hot.cumsum(dim=0) - 1) * one_hot).sum(dim=1)  # position within its expert
+    capacity = one_hot.sum(dim=0).max().item()
+    torch._check(capacity >= 1)
+    torch._check(capacity <= t)
+    slot = flat * capacity + rank  # [A]
+    xs = x.unsqueeze(1).expand(t, k, h).reshape(t * k, h)
+    buf = x.new_zeros(n * capacity, h).index_put((slot,), xs)
+    y = _swiglu_batched(buf.view(n, capacity, h), w1, w3, w2)  # [N, C, H]
+    y = y.reshape(n * capacity, h)[slot]  # [A, H] in token-major order
+    return (y.reshape(t, k, h) * weights.unsqueeze(-1)).sum(dim=1)
+
+
+def _dense(x: Tensor, ids: Tensor, weights: Tensor,
+           w1: Tensor, w3: Tensor, w2: Tensor) -> Tensor:
+    """Every expert on every token, weighted by a dense [T, N] matrix (zero where unchosen).
+
+    The input is expanded to [N, T, H] explicitly: OpenVINO rejects the broadcast
+    [1, T, H] x [N, H, I] MatMul under dynamic shapes.
+    """
+    t, h = x.shape
+    n = w1.shape[0]
+    dense_w = torch.zeros(t, n, dtype=weights.dtype, device=x.device).scatter(1, ids, weights)
+    y = _swiglu_batched(x.unsqueeze(0).expand(n, t, h), w1, w3, w2)  # [N, T, H]
+    return (y * dense_w.transpose(0, 1).unsqueeze(-1)).sum(dim=0)
+
+
+class MoE(nn.Module):
+    def __init__(self, c: MoEConfig):
+        super().__init__()
+        self.router = Router(c)
+        self.experts = RoutedExperts(c)
+        self.shared = (
+            SwiGLU(c.hidden, c.num_shared_experts * c.expert_intermediate)
+            if c.num_shared_experts else None
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        b, s, h = x.shape
+        flat = x.reshape(b * s, h)
+        ids, weights = self.router(flat)
+        out = self.experts(flat, ids, weights)
+        if self.shared is not None:
+            out = out + self.shared(flat)
+        return out.view(b, s, h), ids.view(b, s, -1)
+
+
+class Block(nn.Module):
+    def __init__(self, c: MoEConfig, moe: bool):
+        super().__init__()
+        self.attn_norm = RMSNorm(c.hidden, c.norm_eps)
+        self.attn = Attention(c)
+        self.ffn_norm = RMSNorm(c.hidden, c.norm_eps)
+        self.ffn: nn.Module = MoE(c) if moe else SwiGLU(c.hidden, c.dense_intermediate)
+        self.is_moe = moe
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        x = x + self.attn(self.attn_norm(x))
+        if self.is_moe:
+            y, ids = self.ffn(self.ffn_norm(x))
+            return x + y, ids
+        return x + self.ffn(self.ffn_norm(x)), None
+
+
+class MoETransformer(nn.Module):
+    def __init__(self, config: MoEConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Parameter(torch.empty(config.vocab_size, config.hidden))
+        self.blocks = nn.ModuleList(
+            Block(config, moe=i >= config.dense_layers) for i in range(config.layers)
+        )
+        self.norm = RMSNorm(config.hidden, config.norm_eps)
+        self.lm_head = _linear_weight(config.vocab_size, config.hidden)
+
+    def forward(self, input_ids: Tensor) -> tuple[Tensor, Tensor]:
+        x = F.embedding(input_ids, self.embed)
+        expert_ids = []
+        for block in self.blocks:
+            x, ids = block(x)
+            if ids is not None:
+                expert_ids.append(ids)
+        logits = F.linear(self.norm(x), self.lm_head)
+        return logits, torch.stack(expert_ids, dim=0)
+
+
+def _init_weights(model: MoETransformer, seed: int) -> None:
+    """Fill every parameter and the router biases from a local generator seeded by `seed`.
+
+    Scales keep the residual stream O(1): fan-in scaled projections, output projections
+    further scaled by 1/sqrt(2 * layers), unit-variance embeddings, lm head giving logits of
+    unit-ish spread. Norm weights are 1 + small noise so they matter in parity checks.
+    """
+    c = model.config
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    residual_scale = 1.0 / math.sqrt(2 * c.layers)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g, dtype=torch.float32)
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * noise)
+            elif name == "embed":
+                p.copy_(noise)
+            else:
+                std = 1.0 / math.sqrt(p.shape[-1])
+                if name.endswith(("o_proj", "w2")):
+                    std *= residual_scale
+                p.copy_(noise * std)
+        for name, buf in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                # Comparable to the spread of sigmoid scores, so it changes some choices.
+                buf.copy_((torch.rand(buf.shape, generator=g) - 0.5) * 0.2)
+
+
+def build_model(config: MoEConfig) -> MoETransformer:
+    """The reference model in eval mode, weights deterministic from `config.seed`."""
+    model = MoETransformer(config)
+    _init_weights(model, config.seed)
+    return model.eval()
+
+
+__all__ = ["MoETransformer", "build_model", "moe_layer_count"]
