@@ -1,0 +1,1 @@
+"""Built-in adapters, one module per stack; installed as `portable.backends`."""

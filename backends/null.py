@@ -1,0 +1,80 @@
+"""A fake device for testing the harness: no runtime, outputs of the right shape, instantly.
+
+Hidden from users unless asked for. It reads the ONNX signature and returns zeros,
+so every part of the harness (timing, statistics, results, CLI) runs without a
+real stack. `delay_ms` makes it take a known time; `fail` makes it raise on load
+or on run, to test how failures are reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from portable.adapter import (
+    Adapter,
+    Capabilities,
+    DeviceInfo,
+    Option,
+    Placement,
+    Session,
+    SessionConfig,
+)
+from portable.errors import ModelError
+from portable.signature import read_signature
+
+
+class NullSession(Session):
+    def __init__(self, inputs, outputs, delay_s: float, fail_on_run: bool):
+        self.inputs = inputs
+        self.outputs = outputs
+        self._delay_s = delay_s
+        self._fail_on_run = fail_on_run
+        self._dims: dict[str, int] = {}
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._fail_on_run:
+            raise RuntimeError("null backend asked to fail on run")
+        for spec in self.inputs:
+            for dim, size in zip(spec.shape, feeds[spec.name].shape, strict=False):
+                if isinstance(dim, str):
+                    self._dims[dim] = size
+        if self._delay_s:
+            time.sleep(self._delay_s)
+        return {
+            spec.name: np.zeros(
+                tuple(d if isinstance(d, int) else self._dims.get(str(d), 1) for d in spec.shape),
+                dtype=np.dtype(spec.dtype),
+            )
+            for spec in self.outputs
+        }
+
+    def placement(self) -> Placement:
+        return Placement("null", {}, source="fake device")
+
+
+class NullAdapter(Adapter):
+    name = "null"
+    hidden = True
+    device_kind = "null"
+    option_spec = {
+        "delay_ms": Option("sleep this long in every run", float, 0.0),
+        "fail": Option("fail on purpose", str, "never", choices=("never", "load", "run")),
+    }
+
+    def probe(self) -> DeviceInfo:
+        return DeviceInfo("null", "fake device for tests", runtime={})
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(dtypes=("float32", "int64"), dynamic_shapes=True)
+
+    def load(self, model_path: Path, config: SessionConfig) -> NullSession:
+        if self.options["fail"] == "load":
+            raise ModelError("null backend asked to fail on load")
+        sig = read_signature(model_path)
+        return NullSession(
+            sig.inputs, sig.outputs, self.options["delay_ms"] / 1000, self.options["fail"] == "run"
+        )

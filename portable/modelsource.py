@@ -1,0 +1,159 @@
+"""Turning `--model` (a preset name or an .onnx path) into a checked ONNX file.
+
+A preset is exported once and cached (with golden outputs from PyTorch). A file
+is checked before any backend sees it: it must parse, pass the ONNX checker, and
+keep its external data inside its own folder (ONNX has had path-traversal bugs
+there). Model files come from anywhere; nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from portable.errors import ModelError
+
+GOLDEN_SUFFIX = ".golden.npz"
+CONFIG_KEY = "portable.config"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str
+    path: Path
+    kind: str
+    """``preset`` (built-in reference model) or ``file``."""
+    golden_path: Path | None
+    reference_config: dict[str, Any] | None
+    """The reference model's config when the file is one of ours (read from its metadata)."""
+
+    def golden(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+        """(inputs, outputs) recorded from PyTorch when the model was exported, if any."""
+        if self.golden_path is None:
+            return None
+        try:
+            with np.load(self.golden_path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except Exception as exc:
+            raise ModelError(f"{self.golden_path}: unreadable golden file ({exc})") from None
+        inputs = {k.removeprefix("input."): v for k, v in arrays.items() if k.startswith("input.")}
+        outputs = {
+            k.removeprefix("output."): v for k, v in arrays.items() if k.startswith("output.")
+        }
+        return inputs, outputs
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "path": str(self.path),
+            "sha256": self.sha256(),
+            "golden": self.golden_path is not None,
+            "config": self.reference_config,
+        }
+
+
+def looks_like_path(spec: str) -> bool:
+    return spec.endswith(".onnx") or "/" in spec or Path(spec).exists()
+
+
+def resolve(
+    spec: str, overrides: Sequence[str] = (), dispatch: str | None = None
+) -> ModelSource:
+    """A preset name (exported and cached on first use) or the path of an ONNX file."""
+    if looks_like_path(spec):
+        if overrides or dispatch:
+            raise ModelError("--set and --dispatch apply to presets, not to an ONNX file")
+        return from_file(Path(spec))
+    from portable.models.config import apply_overrides, get_preset
+
+    config = apply_overrides(get_preset(spec), overrides)
+    if dispatch:
+        config = apply_overrides(config, [f"dispatch={dispatch}"])
+    from portable.models.export import ensure_exported
+
+    exported = ensure_exported(config)
+    name = spec if config == get_preset(spec) else f"{spec}+{config.cache_key()}"
+    return ModelSource(
+        name, exported.onnx_path, "preset", exported.golden_path, exported.config.to_dict()
+    )
+
+
+def from_file(path: Path) -> ModelSource:
+    model = check_onnx_file(path)
+    meta = {p.key: p.value for p in model.metadata_props}
+    config = None
+    if CONFIG_KEY in meta:
+        try:
+            config = json.loads(meta[CONFIG_KEY])
+        except json.JSONDecodeError:
+            config = None
+    golden = path.with_name(path.name.removesuffix(".onnx") + GOLDEN_SUFFIX)
+    return ModelSource(
+        path.stem, path, "file", golden if golden.is_file() else None, config
+    )
+
+
+def check_onnx_file(path: Path) -> Any:
+    """Parse and check an ONNX file; ModelError saying what is wrong otherwise."""
+    import onnx
+
+    if not path.exists():
+        raise ModelError(f"{path}: no such file")
+    if not path.is_file():
+        raise ModelError(f"{path}: not a file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a valid ONNX file (cannot parse it: {exc})") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelError(f"{path}: not a valid ONNX file (no graph)")
+    folder = path.resolve().parent
+    for tensor in _all_tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if not target.is_relative_to(folder):
+            raise ModelError(
+                f"{path}: external data {location!r} of tensor {tensor.name!r} points outside "
+                "the model's folder; refusing to read it"
+            )
+        if not target.is_file():
+            raise ModelError(
+                f"{path}: external data file {location!r} of tensor {tensor.name!r} is missing"
+            )
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: fails the ONNX checker: {first_line}") from None
+    return model
+
+
+def _all_tensors(graph: Any) -> Iterator[Any]:
+    import onnx
+
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                yield from _all_tensors(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _all_tensors(sub)

@@ -1,0 +1,75 @@
+"""Result files: one JSON document per run, schema-versioned, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from portable import environment
+from portable.errors import ResultFileError
+
+SCHEMA_VERSION = 1
+KIND = "portable.bench"
+
+
+def build_document(
+    model: dict[str, Any], settings: dict[str, Any], cells: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "environment": environment.capture(),
+        "model": model,
+        "settings": settings,
+        "results": list(cells),
+    }
+
+
+def default_path(directory: Path, document: dict[str, Any]) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    backends = "+".join(sorted({c["backend"] for c in document["results"]})) or "none"
+    return directory / f"{stamp}-{document['model']['name']}-{backends}.json"
+
+
+def write_atomic(path: Path, document: dict[str, Any]) -> Path:
+    """Write `document` as JSON to `path`: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=1, allow_nan=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read and check a result file: a readable JSON object of this schema version."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultFileError(f"{path}: no such result file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFileError(f"{path}: not a readable result file ({exc})") from None
+    if not isinstance(document, dict) or document.get("kind") != KIND:
+        raise ResultFileError(f"{path}: not a portable result file")
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultFileError(
+            f"{path}: schema version {version!r}; this portable reads version {SCHEMA_VERSION}"
+        )
+    for key in ("environment", "model", "settings", "results"):
+        if key not in document:
+            raise ResultFileError(f"{path}: missing {key!r}")
+    return document

@@ -1,0 +1,74 @@
+"""Human-readable tables of results and backends (rich), for stdout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from portable.registry import BackendStatus
+
+
+def _mib(value: int | None) -> str:
+    return f"{value / 2**20:.0f} MiB" if value else "-"
+
+
+def _parity_cell(parity: dict[str, Any] | None) -> str:
+    if not parity:
+        return "n/a (no reference)"
+    verdict = "pass" if parity["passed"] else "FAIL"
+    return f"{parity['max_abs_error']:.1e} {verdict}"
+
+
+def bench_table(document: dict[str, Any]) -> Table:
+    model = document["model"]["name"]
+    table = Table(title=f"portable bench · {model}", title_justify="left")
+    for header in ("backend", "device", "model", "batch×seq", "p50 ms", "p90 ms", "p99 ms",
+                   "samples/s", "tokens/s", "parity (max abs)", "peak RSS"):
+        numeric = header.endswith(("ms", "/s", "RSS"))
+        table.add_column(header, justify="right" if numeric else "left")
+    for cell in document["results"]:
+        device = (cell.get("device") or {}).get("device", "-")
+        shape = f"{cell['batch']}×{cell['seq']}"
+        if cell["status"] != "ok":
+            error = cell.get("error") or {}
+            reason = f"{cell['status']}: {error.get('message', '')}"
+            if error.get("hint"):
+                reason += f" ({error['hint']})"
+            table.add_row(cell["backend"], device, model, shape, f"[red]{escape(reason)}[/red]",
+                          *[""] * 6)
+            continue
+        lat, thr = cell["latency"], cell["throughput"]
+        mark = "" if cell["rules"]["met"] else " *"
+        table.add_row(
+            cell["backend"], device, model, shape,
+            f"{lat['p50']:.3f}{mark}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
+            f"{thr['samples_per_s']:.1f}", f"{thr['tokens_per_s']:.0f}",
+            _parity_cell(cell.get("parity")), _mib(cell["memory"].get("peak_rss_bytes")),
+        )
+    return table
+
+
+def backends_table(rows: Sequence[BackendStatus]) -> Table:
+    table = Table(title="portable backends", title_justify="left")
+    for header in ("name", "available", "device", "runtime", "reason / hint"):
+        table.add_column(header)
+    for row in rows:
+        if row.available and row.device:
+            runtime = ", ".join(f"{k} {v}" for k, v in row.device.runtime.items())
+            table.add_row(row.name, "[green]yes[/green]",
+                          f"{row.device.device} ({row.device.name})", runtime, "")
+        else:
+            why = row.reason + (f" — {row.hint}" if row.hint else "")
+            table.add_row(row.name, "[red]no[/red]", "-", "-", escape(why))
+    return table
+
+
+def print_table(table: Table) -> None:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # a file or pipe: don't wrap to 80 columns
+    console.print(table)
