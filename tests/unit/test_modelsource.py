@@ -1,0 +1,60 @@
+import onnx
+import pytest
+from helpers import add_model
+
+from portable.errors import ModelError
+from portable.modelsource import check_onnx_file, resolve
+
+
+def test_valid_file_resolves_without_golden(tmp_path):
+    source = resolve(str(add_model(tmp_path / "add.onnx")))
+    assert source.kind == "file" and source.golden_path is None
+    assert source.reference_config is None
+    assert len(source.sha256()) == 64
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelError, match="no such file"):
+        resolve(str(tmp_path / "nope.onnx"))
+
+
+def test_corrupt_file(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00\x01 this is not protobuf \xff" * 10)
+    with pytest.raises(ModelError, match="bad.onnx: not a valid ONNX file"):
+        resolve(str(bad))
+
+
+def test_checker_failure_is_reported(tmp_path):
+    path = add_model(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    model.graph.node[0].input[1] = "undefined_tensor"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="fails the ONNX checker"):
+        check_onnx_file(path)
+
+
+def test_external_data_outside_the_folder_is_refused(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = add_model(folder / "m.onnx")
+    model = onnx.load(str(path))
+    tensor = model.graph.initializer[0]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    tensor.ClearField("float_data")
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="points outside the model's folder"):
+        check_onnx_file(path)
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(ModelError, match="moe-tiny"):
+        resolve("moe-huge")
+
+
+def test_overrides_refused_for_files(tmp_path):
+    with pytest.raises(ModelError, match="apply to presets"):
+        resolve(str(add_model(tmp_path / "a.onnx")), overrides=["top_k=1"])
