@@ -298,9 +298,9 @@ class OrtAdapter(Adapter):
             dynamic_shapes=True,
         )
 
-    def session_options(self, ort: Any, config: SessionConfig) -> Any:
+    def session_options(self, ort: Any, strict: bool, threads: int | None) -> Any:
         so = ort.SessionOptions()
-        threads = self.options.get("intra_op_threads") or config.threads
+        threads = self.options.get("intra_op_threads") or threads
         if threads:
             so.intra_op_num_threads = threads
         if self.options.get("inter_op_threads"):
@@ -312,7 +312,7 @@ class OrtAdapter(Adapter):
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[level]
-        if config.strict and self.provider != CPU_PROVIDER:
+        if strict and self.provider != CPU_PROVIDER:
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         so.log_severity_level = 3
         # Per-node placement comes from the profiler (first run only; see OrtSession).
@@ -323,7 +323,8 @@ class OrtAdapter(Adapter):
     def load(self, model_path: Path, config: SessionConfig) -> OrtSession:
         ort = import_onnxruntime(self.install_hint)
         self.probe()
-        so = self.session_options(ort, config)
+        strict = config.strict or self.default_strict
+        so = self.session_options(ort, strict, config.threads)
         try:
             sess = ort.InferenceSession(
                 str(model_path),
@@ -332,7 +333,7 @@ class OrtAdapter(Adapter):
             )
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}".strip()
-            if config.strict and "fallback" in message.lower():
+            if strict and "fallback" in message.lower():
                 raise PlacementError(
                     f"{self.name}: strict placement refused a fallback to CPU "
                     f"(-o allow_fallback=true to allow it): {message}"
