@@ -58,7 +58,8 @@ class OpenVinoSession(Session):
         if self._request is None:
             raise RuntimeError("session is closed")
         try:
-            results = self._request.infer({name: np.ascontiguousarray(v) for name, v in
+            # ascontiguousarray would turn 0-d arrays into 1-d ones.
+            results = self._request.infer({name: np.require(v, requirements="C") for name, v in
                                            feeds.items()})
         except RuntimeError as exc:
             raise InputError(f"openvino rejected the inputs: {exc}") from None
