@@ -30,17 +30,19 @@ NVIDIA_DRIVER = VendorRuntime(
 
 
 
-def _gpu_names() -> list[str]:
-    """GPU names from nvidia-smi when it is installed; [] otherwise."""
+def query_gpus(*fields: str) -> list[list[str]]:
+    """One row of `fields` per GPU from nvidia-smi (the driver's own tool); [] without it."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []
     try:
-        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            [smi, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    return [[cell.strip() for cell in line.split(",")] for line in out.splitlines() if line.strip()]
 
 
 class OrtCudaAdapter(OrtAdapter):
@@ -71,14 +73,24 @@ class OrtCudaAdapter(OrtAdapter):
         return None if self.options["use_tf32"] == "0" else "tfloat32"
 
     def device_info(self, ort: Any) -> DeviceInfo:
-        names = _gpu_names()
-        index = self.options["device_id"]
+        gpus = query_gpus("name", "memory.total", "driver_version")
+        index = self.options["device_id"] or 0
+        name, total_mib, driver = gpus[index] if index < len(gpus) else ("NVIDIA GPU", "", "")
         return DeviceInfo(
             self.device(),
-            names[index] if index < len(names) else "NVIDIA GPU",
-            runtime={"onnxruntime": ort.__version__},
-            device_count=len(names) or len(device_nodes(NVIDIA_DRIVER.device_nodes)),
+            name,
+            runtime={"onnxruntime": ort.__version__, **({"driver": driver} if driver else {})},
+            device_count=len(gpus) or len(device_nodes(NVIDIA_DRIVER.device_nodes)),
+            memory_bytes=int(total_mib) * 2**20 if total_mib.isdigit() else None,
         )
+
+    def device_memory(self) -> dict[str, int]:
+        """Memory in use on the GPU (all processes), as the driver reports it."""
+        gpus = query_gpus("memory.used")
+        index = self.options["device_id"] or 0
+        if index < len(gpus) and gpus[index][0].isdigit():
+            return {"device_used_bytes": int(gpus[index][0]) * 2**20}
+        return {}
 
 
 class OrtTensorrtAdapter(OrtCudaAdapter):

@@ -131,6 +131,7 @@ class OrtSession(Session):
         io_device: IoDevice | None = None,
         ort: Any = None,
         compute_precision: str | None = None,
+        memory_reader: Callable[[], dict[str, int]] | None = None,
     ):
         self._sess = ort_session
         self._requested = requested_device
@@ -140,6 +141,7 @@ class OrtSession(Session):
         self._binding: Any = None
         self._placement: Placement | None = None
         self.compute_precision = compute_precision
+        self._memory_reader = memory_reader
         self.inputs = _specs(ort_session.get_inputs())
         self.outputs = _specs(ort_session.get_outputs())
         self._output_names = [o.name for o in self.outputs]
@@ -175,6 +177,9 @@ class OrtSession(Session):
     def synchronize(self) -> None:
         if self._binding is not None:
             self._binding.synchronize_outputs()
+
+    def memory(self) -> dict[str, int]:
+        return self._memory_reader() if self._memory_reader else {}
 
     def placement(self) -> Placement:
         if self._placement is None:
@@ -264,6 +269,10 @@ class OrtAdapter(Adapter):
         """The float precision the provider computes in when it is lower than the model's."""
         return None
 
+    def device_memory(self) -> dict[str, int]:
+        """Device memory figures in bytes, where the stack can report them."""
+        return {}
+
     def io_device(self) -> IoDevice | None:
         if self.io_binding_device is None:
             return None
@@ -349,5 +358,6 @@ class OrtAdapter(Adapter):
                 self.install_hint,
             )
         return OrtSession(
-            sess, self.device(), self.provider, self.io_device(), ort, self.compute_precision()
+            sess, self.device(), self.provider, self.io_device(), ort, self.compute_precision(),
+            self.device_memory,
         )

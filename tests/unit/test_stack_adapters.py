@@ -140,3 +140,20 @@ def test_openvino_bf16_is_recorded_and_loosens_parity(tiny_export):
     assert parity["compute_precision"] == "bfloat16"
     assert parity["outputs"]["logits"]["tolerance"] == 5e-2
     assert parity["max_abs_error"] > 1e-4  # really computed in bf16: f32 would be ~1e-6
+
+
+def test_cuda_device_facts_come_from_the_driver_tool(tmp_path, monkeypatch):
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\ncase \"$1\" in\n"
+                   "  *memory.used*) echo 1024; echo 2048 ;;\n"
+                   "  *) echo 'NVIDIA A100, 81920, 550.54'; echo 'NVIDIA A100, 81920, 550.54' ;;\n"
+                   "esac\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    import onnxruntime
+
+    adapter = OrtCudaAdapter({"device_id": "1"})
+    info = adapter.device_info(onnxruntime)
+    assert (info.device, info.name, info.device_count) == ("cuda:1", "NVIDIA A100", 2)
+    assert info.memory_bytes == 81920 * 2**20 and info.runtime["driver"] == "550.54"
+    assert adapter.device_memory() == {"device_used_bytes": 2048 * 2**20}
