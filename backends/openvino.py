@@ -95,7 +95,8 @@ class OpenVinoAdapter(Adapter):
     }
 
     def device(self) -> str:
-        return self.options["device"].lower()
+        """OpenVINO's ``GPU.1`` as portable's ``gpu:1``."""
+        return self.options["device"].lower().replace(".", ":")
 
     def probe(self) -> DeviceInfo:
         ov = _import_openvino()

@@ -10,11 +10,13 @@ execution provider subclasses it with its provider name, options and probe.
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib
 import json
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,15 +209,16 @@ class OrtSession(Session):
         return Placement(self._requested, by_device, tuple(sorted(fallback_ops)), "profiler")
 
     def _profiled_nodes(self) -> dict[str, tuple[str, str]]:
-        """node name -> (provider, op type) of every node the profiled run executed."""
-        if self._sess is None:
-            return {}
-        path = self._sess.end_profiling()
+        """node name -> (provider, op type) of every node the profiled runs executed."""
+        path = self._end_profiling()
         if not path:
             return {}
         try:
             with open(path, encoding="utf-8") as fh:
                 events = json.load(fh)
+        except (OSError, ValueError) as exc:
+            log.warning("could not read ORT's profile %s: %s", path, exc)
+            return {}
         finally:
             with contextlib.suppress(OSError):
                 os.remove(path)
@@ -227,9 +230,15 @@ class OrtSession(Session):
                 nodes[name] = (args["provider"], args.get("op_name", "?"))
         return nodes
 
+    def _end_profiling(self) -> str:
+        """Stop ORT's profiler; the path of its file ("" when it was already stopped)."""
+        return self._sess.end_profiling() if self._sess is not None else ""
+
     def close(self) -> None:
-        if self._sess is not None and self._placement is None:
-            self._profiled_nodes()  # ends profiling and removes its file
+        path = self._end_profiling()
+        if path:
+            with contextlib.suppress(OSError):
+                os.remove(path)
         self._sess = None
         self._binding = None
 
@@ -326,7 +335,10 @@ class OrtAdapter(Adapter):
         so.log_severity_level = 3
         # Per-node placement comes from the profiler (first run only; see OrtSession).
         so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"portable-{self.name}")
+        # ORT appends only a timestamp: make the prefix unique per session.
+        so.profile_file_prefix = os.path.join(
+            tempfile.gettempdir(), f"portable-{self.name}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        )
         return so
 
     def load(self, model_path: Path, config: SessionConfig) -> OrtSession:
@@ -341,6 +353,10 @@ class OrtAdapter(Adapter):
                 providers=[(self.provider, self.provider_options())],
             )
         except Exception as exc:
+            # A session that failed to start may already have opened its profile file.
+            for leftover in glob.glob(glob.escape(so.profile_file_prefix) + "*.json"):
+                with contextlib.suppress(OSError):
+                    os.remove(leftover)
             message = f"{type(exc).__name__}: {exc}".strip()
             if strict and "fallback" in message.lower():
                 raise PlacementError(

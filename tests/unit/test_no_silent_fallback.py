@@ -5,6 +5,9 @@ Asked for the Azure EP, which exists in every ORT build but implements no standa
 op, ORT places every node on the CPU EP: a real partial-fallback setup.
 """
 
+import glob
+import os
+import tempfile
 import warnings
 
 import numpy as np
@@ -71,17 +74,20 @@ def test_partial_fallback_is_read_per_node_from_the_profiler(model):
     session = AzureAdapter({"allow_fallback": "true"}).load(model, SessionConfig())
     session.run(FEEDS)
     placement = session.placement()
+    session.close()
     assert placement.source == "profiler"
     assert placement.requested == "azure"
     assert dict(placement.nodes_by_device) == {"cpu": 1}
     assert placement.fallback_op_types == ("Add",) and placement.has_fallback
-    session.close()
 
 
 def test_accelerator_adapters_default_to_strict(model):
     assert AzureAdapter().default_strict and not OrtCpuAdapter().default_strict
     with pytest.raises(PlacementError, match="allow_fallback=true"):
         AzureAdapter().load(model, SessionConfig())
+    # the refused session's profiler file is not left behind
+    assert not glob.glob(os.path.join(tempfile.gettempdir(),
+                                      f"portable-ort-azure-test-{os.getpid()}-*"))
 
 
 @pytest.mark.parametrize("strict, status", [(False, "ok"), (True, "error")])
