@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from portable.adapter import DeviceInfo, Option, parse_non_negative_int
+from portable.environment import package_version
+from portable.errors import BackendUnavailable
 from portable.ort import OrtAdapter, parse_flag
 from portable.probing import VendorRuntime, device_nodes
 
@@ -58,6 +60,14 @@ class CannAdapter(OrtAdapter):
         "optypelist_for_implmode": Option(
             "comma-separated op types op_select_impl_mode applies to", str),
     }
+
+    def probe(self) -> DeviceInfo:
+        wheel, numpy = package_version("onnxruntime-cann"), package_version("numpy")
+        if wheel and numpy and int(numpy.split(".")[0]) >= 2:
+            raise BackendUnavailable(
+                f"onnxruntime-cann {wheel} is built against NumPy 1.x, but numpy {numpy} is "
+                "installed", "pip install 'numpy<2' (the [cann] extra pins it)")
+        return super().probe()
 
     def compute_precision(self) -> str | None:
         mode = self.options["precision_mode"] or "force_fp16"

@@ -215,6 +215,7 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
 
         placement = session.placement()
         result["placement"] = placement.to_dict()
+        result["compute_precision"] = session.compute_precision
         if placement.has_fallback and strict:
             raise PlacementError(
                 f"{adapter.name}: nodes ran off {placement.requested}: "

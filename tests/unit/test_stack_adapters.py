@@ -157,3 +157,13 @@ def test_cuda_device_facts_come_from_the_driver_tool(tmp_path, monkeypatch):
     assert (info.device, info.name, info.device_count) == ("cuda:1", "NVIDIA A100", 2)
     assert info.memory_bytes == 81920 * 2**20 and info.runtime["driver"] == "550.54"
     assert adapter.device_memory() == {"device_used_bytes": 2048 * 2**20}
+
+
+def test_cann_wheel_with_numpy_2_is_explained(monkeypatch):
+    import portable.backends.cann as cann
+
+    versions = {"onnxruntime-cann": "1.22.0", "numpy": "2.1.0"}
+    monkeypatch.setattr(cann, "package_version", versions.get)
+    with pytest.raises(BackendUnavailable, match="built against NumPy 1.x, but numpy 2.1.0") as err:
+        CannAdapter().probe()
+    assert "numpy<2" in err.value.hint
