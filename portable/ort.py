@@ -363,7 +363,7 @@ class OrtAdapter(Adapter):
                     f"{self.name}: strict placement refused a fallback to CPU "
                     f"(-o allow_fallback=true to allow it): {message}"
                 ) from None
-            if type(exc).__name__ == "NotImplemented":
+            if type(exc).__name__ == "NotImplemented" or "not a registered function/op" in message:
                 raise UnsupportedModel(f"{self.name} cannot run {model_path}: {message}") from None
             raise ModelError(f"{self.name} could not load {model_path}: {message}") from None
         effective = sess.get_providers()

@@ -13,13 +13,13 @@ import warnings
 import numpy as np
 import onnxruntime as ort
 import pytest
-from helpers import add_model
+from helpers import add_model, contrib_op_model
 
 from portable import harness
 from portable.adapter import SessionConfig
 from portable.backends.ort_cpu import OrtCpuAdapter
 from portable.backends.ort_cuda import OrtCudaAdapter
-from portable.errors import BackendUnavailable, PlacementError
+from portable.errors import BackendUnavailable, PlacementError, UnsupportedModel
 from portable.harness import BenchSettings, Cell, run_cell
 from portable.modelsource import resolve
 from portable.ort import OrtAdapter
@@ -127,3 +127,9 @@ def test_io_binding_path_gives_the_same_outputs(model):
     (bound,) = session._binding.copy_outputs_to_cpu()
     np.testing.assert_array_equal(bound, session.run(FEEDS)["y"])
     session.close()
+
+
+def test_an_op_the_runtime_lacks_is_unsupported_not_a_usage_error(tmp_path):
+    model = contrib_op_model(tmp_path / "unknown.onnx", op_type="NoSuchFusedOp")
+    with pytest.raises(UnsupportedModel, match="com.microsoft:NoSuchFusedOp"):
+        OrtCpuAdapter().load(model, SessionConfig())
