@@ -27,9 +27,14 @@ def _parse_options(items: tuple[str, ...]) -> dict[str, str]:
 
 def _print_report(doc: dict[str, Any]) -> None:
     click.echo(f"conformance · {doc['backend']}")
+    said: set[str] = set()
     for clause in doc["contract"]:
         line = f"  {clause['outcome']:<8} {clause['name']}"
-        click.echo(line + (f": {clause['message']}" if clause["message"] else ""))
+        message = clause["message"]
+        if message and message in said:
+            message = "(same reason)"
+        said.add(clause["message"])
+        click.echo(line + (f": {message}" if message else ""))
     nodes = doc["onnx_node_tests"]
     if nodes is not None:
         role = "required" if doc["onnx_node_tests_required"] else "informational"
