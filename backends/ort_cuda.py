@@ -94,10 +94,11 @@ class OrtCudaAdapter(OrtAdapter):
 
 
 class OrtTensorrtAdapter(OrtCudaAdapter):
-    """TensorRT EP alone: nodes TensorRT cannot take fall back to CPU, so strict refuses them."""
+    """TensorRT EP; what TensorRT cannot build runs on CUDA (same GPU), never silently on CPU."""
 
     name = "ort-tensorrt"
     provider = "TensorrtExecutionProvider"
+    same_device_providers = ("CUDAExecutionProvider",)
     priority = 25
     provider_option_spec = {
         "device_id": OrtCudaAdapter.provider_option_spec["device_id"],

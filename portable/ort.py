@@ -129,7 +129,7 @@ class OrtSession(Session):
         self,
         ort_session: Any,
         requested_device: str,
-        provider: str,
+        providers: tuple[str, ...],
         io_device: IoDevice | None = None,
         ort: Any = None,
         compute_precision: str | None = None,
@@ -137,7 +137,8 @@ class OrtSession(Session):
     ):
         self._sess = ort_session
         self._requested = requested_device
-        self._provider = provider
+        self._providers = providers
+        """The providers that run on `requested_device` (the asked-for one first)."""
         self._io_device = io_device
         self._ort = ort
         self._binding: Any = None
@@ -189,7 +190,7 @@ class OrtSession(Session):
         return self._placement
 
     def _device_of(self, provider: str) -> str:
-        if provider == self._provider:
+        if provider in self._providers:
             return self._requested
         return "cpu" if provider == CPU_PROVIDER else provider
 
@@ -251,6 +252,9 @@ class OrtAdapter(Adapter):
     provider_option_spec: ClassVar[Mapping[str, Option]] = {}
     runtime: ClassVar[VendorRuntime | None] = None
     """The driver and libraries the provider needs beyond the wheel; checked by probe()."""
+    same_device_providers: ClassVar[tuple[str, ...]] = ()
+    """Further providers on the same device, after `provider` (TensorRT hands what it cannot
+    build to CUDA); they get the ``device_id`` option too. Nodes they run are not fallback."""
     io_binding_device: ClassVar[str | None] = None
     """OrtValue device name (``"cuda"``) under which timed runs keep IO on the device."""
     vendor_modules = ("onnxruntime",)
@@ -350,7 +354,7 @@ class OrtAdapter(Adapter):
             sess = ort.InferenceSession(
                 str(model_path),
                 sess_options=so,
-                providers=[(self.provider, self.provider_options())],
+                providers=self.provider_list(),
             )
         except Exception as exc:
             # A session that failed to start may already have opened its profile file.
@@ -368,12 +372,21 @@ class OrtAdapter(Adapter):
             raise ModelError(f"{self.name} could not load {model_path}: {message}") from None
         effective = sess.get_providers()
         if not effective or effective[0] != self.provider:
-            OrtSession(sess, self.device(), self.provider).close()
+            OrtSession(sess, self.device(), self.session_providers()).close()
             raise BackendUnavailable(
                 f"onnxruntime was asked for {self.provider} but runs {effective}",
                 self.install_hint,
             )
         return OrtSession(
-            sess, self.device(), self.provider, self.io_device(), ort, self.compute_precision(),
-            self.device_memory,
+            sess, self.device(), self.session_providers(), self.io_device(), ort,
+            self.compute_precision(), self.device_memory,
         )
+
+    def session_providers(self) -> tuple[str, ...]:
+        return (self.provider, *self.same_device_providers)
+
+    def provider_list(self) -> list[tuple[str, dict[str, str]]]:
+        """What InferenceSession gets: our provider with its options, then same-device ones."""
+        options = self.provider_options()
+        shared = {key: options[key] for key in ("device_id",) if key in options}
+        return [(self.provider, options), *((p, shared) for p in self.same_device_providers)]

@@ -18,7 +18,7 @@ from helpers import add_model, contrib_op_model
 from portable import harness
 from portable.adapter import SessionConfig
 from portable.backends.ort_cpu import OrtCpuAdapter
-from portable.backends.ort_cuda import OrtCudaAdapter
+from portable.backends.ort_cuda import OrtCudaAdapter, OrtTensorrtAdapter
 from portable.errors import BackendUnavailable, PlacementError, UnsupportedModel
 from portable.harness import BenchSettings, Cell, run_cell
 from portable.modelsource import resolve
@@ -133,3 +133,19 @@ def test_an_op_the_runtime_lacks_is_unsupported_not_a_usage_error(tmp_path):
     model = contrib_op_model(tmp_path / "unknown.onnx", op_type="NoSuchFusedOp")
     with pytest.raises(UnsupportedModel, match="com.microsoft:NoSuchFusedOp"):
         OrtCpuAdapter().load(model, SessionConfig())
+
+
+def test_same_device_providers_are_not_fallback(model):
+    class AzureThenCpu(AzureAdapter):  # stands in for TensorRT then CUDA on one GPU
+        same_device_providers = ("CPUExecutionProvider",)
+
+    adapter = AzureThenCpu({"allow_fallback": "true"})
+    assert [p for p, _ in adapter.provider_list()] == ["AzureExecutionProvider",
+                                                        "CPUExecutionProvider"]
+    session = adapter.load(model, SessionConfig())
+    session.run(FEEDS)
+    assert dict(session.placement().nodes_by_device) == {"azure": 1}
+    session.close()
+    trt = OrtTensorrtAdapter({"device_id": "1", "trt_fp16_enable": "1"}).provider_list()
+    assert trt == [("TensorrtExecutionProvider", {"device_id": "1", "trt_fp16_enable": "1"}),
+                   ("CUDAExecutionProvider", {"device_id": "1"})]
