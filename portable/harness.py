@@ -31,7 +31,7 @@ from portable.errors import (
 from portable.inputs import make_feeds
 from portable.modelsource import ModelSource
 from portable.parity import compare
-from portable.stats import summarize_ns
+from portable.stats import median_ci, noise_warning, summarize_ns
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,8 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
 
         run = measure_latency(session.prepare(feeds), session.synchronize, settings)
         latency = summarize_ns(run.samples_ns)
+        latency["median_ci"] = median_ci(run.samples_ns, seed=settings.seed)
+        result["warnings"] = [w for w in (noise_warning(latency),) if w]
         samples_per_s = settings.batch * 1000.0 / latency["mean"] if latency["count"] else 0.0
         result["latency"] = latency
         result["throughput"] = {

@@ -73,3 +73,16 @@ def load(path: Path) -> dict[str, Any]:
         if key not in document:
             raise ResultFileError(f"{path}: missing {key!r}")
     return document
+
+
+def best_throughput(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per backend, the ok cell with the most samples/s (the best point of a batch sweep)."""
+    best: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        if cell["status"] != "ok":
+            continue
+        current = best.get(cell["backend"])
+        if current is None or cell["throughput"]["samples_per_s"] > current["samples_per_s"]:
+            best[cell["backend"]] = {"backend": cell["backend"], "batch": cell["batch"],
+                                     **cell["throughput"]}
+    return list(best.values())
