@@ -7,6 +7,8 @@ import os
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +71,29 @@ def load(path: Path) -> dict[str, Any]:
         raise ResultFileError(
             f"{path}: schema version {version!r}; this portable reads version {SCHEMA_VERSION}"
         )
-    for key in ("environment", "model", "settings", "results"):
-        if key not in document:
-            raise ResultFileError(f"{path}: missing {key!r}")
+    problem = schema_error(document)
+    if problem:
+        raise ResultFileError(f"{path}: does not match the result schema: {problem}")
     return document
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of result documents (portable/schemas/result-v1.schema.json)."""
+    text = resources.files("portable").joinpath(f"schemas/result-v{SCHEMA_VERSION}.schema.json")
+    return json.loads(text.read_text(encoding="utf-8"))
+
+
+def schema_error(document: dict[str, Any]) -> str | None:
+    """The first way `document` breaks the schema, as ``at a/b/c: what``; None when it fits."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "top level"
+    return f"at {where}: {error.message[:200]}"
 
 
 def best_throughput(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

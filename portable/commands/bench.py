@@ -50,8 +50,9 @@ class BatchList(click.ParamType):
             sizes = tuple(int(part) for part in str(value).split(","))
         except ValueError:
             self.fail(f"{value!r}: expected positive integers separated by commas", param, ctx)
-        if any(size < 1 for size in sizes):
-            self.fail(f"{value!r}: batch sizes must be at least 1", param, ctx)
+        for size in sizes:
+            if size < 1:
+                self.fail(f"{size} is not in the range x>=1", param, ctx)
         return tuple(dict.fromkeys(sizes))
 
 
