@@ -41,12 +41,18 @@ def default_path(directory: Path, document: dict[str, Any]) -> Path:
 
 def write_atomic(path: Path, document: dict[str, Any]) -> Path:
     """Write `document` as JSON to `path`: readers see the old file or the whole new one."""
+    # serialise first: a document that cannot be written leaves no trace
+    return write_text_atomic(path, json.dumps(document, indent=1, allow_nan=True) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder, then rename."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=1, allow_nan=True)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -107,3 +113,38 @@ def best_throughput(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             best[cell["backend"]] = {"backend": cell["backend"], "batch": cell["batch"],
                                      **cell["throughput"]}
     return list(best.values())
+
+
+CSV_COLUMNS = (
+    "created_at", "model", "backend", "scenario", "batch", "seq", "status",
+    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "stdev_ms", "cv",
+    "median_ci_low_ms", "median_ci_high_ms", "samples_per_s", "tokens_per_s",
+    "rules_met", "parity_passed", "max_abs_error", "peak_rss_bytes", "error",
+)
+
+
+def flat_row(document: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any]:
+    """One cell as a flat row of `CSV_COLUMNS` (blank where the cell has no such figure)."""
+    latency = cell.get("latency") or {}
+    ci = latency.get("median_ci") or {}
+    parity = cell.get("parity") or {}
+    row = {
+        "created_at": document["created_at"],
+        "model": document["model"]["name"],
+        "backend": cell["backend"],
+        "scenario": cell["scenario"],
+        "batch": cell["batch"],
+        "seq": cell["seq"],
+        "status": cell["status"],
+        **{f"{key}_ms": latency.get(key) for key in ("p50", "p90", "p95", "p99", "mean", "stdev")},
+        "cv": latency.get("cv"),
+        "median_ci_low_ms": ci.get("low"),
+        "median_ci_high_ms": ci.get("high"),
+        **(cell.get("throughput") or {}),
+        "rules_met": (cell.get("rules") or {}).get("met"),
+        "parity_passed": parity.get("passed"),
+        "max_abs_error": parity.get("max_abs_error"),
+        "peak_rss_bytes": (cell.get("memory") or {}).get("peak_rss_bytes"),
+        "error": (cell.get("error") or {}).get("message"),
+    }
+    return {column: row.get(column) for column in CSV_COLUMNS}

@@ -67,3 +67,17 @@ def noise_warning(summary: dict[str, Any], threshold: float = NOISY_CV) -> str |
         return None
     return (f"noisy run: coefficient of variation {cv:.1%} (above {threshold:.0%}); "
             "close other work or raise --min-duration")
+
+
+def shift_p_value(base_ns: Sequence[int], new_ns: Sequence[int]) -> float | None:
+    """Two-sided Mann-Whitney U p-value that two raw latency samples come from one distribution.
+
+    Rank-based, so it makes no normality assumption about latencies (which are skewed
+    and heavy-tailed). None when either side has fewer than two samples.
+    """
+    if len(base_ns) < 2 or len(new_ns) < 2:
+        return None
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(np.asarray(base_ns), np.asarray(new_ns),
+                              alternative="two-sided").pvalue)
