@@ -45,6 +45,12 @@ def write_atomic(path: Path, document: dict[str, Any]) -> Path:
     return write_text_atomic(path, json.dumps(document, indent=1, allow_nan=True) + "\n")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write `text` to `path` through a temporary file in the same folder, then rename."""
     path = Path(path)
@@ -55,6 +61,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
