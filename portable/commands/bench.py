@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -34,8 +35,8 @@ def _split_options(items: Sequence[str], backends: Sequence[str]) -> dict[str, d
     return per_backend
 
 
-SCENARIOS = ("latency", "throughput")
-DEFAULT_BATCHES = {"latency": (1,), "throughput": (1, 4, 16, 64)}
+SCENARIOS = ("latency", "throughput", "server")
+DEFAULT_BATCHES = {"latency": (1,), "throughput": (1, 4, 16, 64), "server": (1,)}
 
 
 class BatchList(click.ParamType):
@@ -74,6 +75,19 @@ def _report_cell(name: str, cell: dict[str, Any]) -> None:
         stderr(f"  {name} batch {cell['batch']}: {warning}")
 
 
+def _server_line(cell: dict[str, Any]) -> str:
+    server = cell["server"]
+    achieved = server["achieved_rate"] or 0.0
+    line = (f"server {cell['backend']} batch {cell['batch']}: {server['verdict']} at "
+            f"{server['rate']:.3g} req/s (achieved {achieved:.3g}), "
+            f"p99 {cell['latency']['p99']:.3f} ms vs bound {server['p99_bound_ms']:g} ms")
+    if "peak_rate" in server:
+        peak = server["peak_rate"]
+        line += (f"; peak {peak:.3g} req/s" if peak is not None
+                 else "; no trial rate kept p99 under the bound")
+    return line
+
+
 def _output_path(output: Path | None, document: dict[str, Any]) -> Path:
     from portable.results import default_path
 
@@ -104,10 +118,17 @@ def _check_writable(output: Path | None) -> None:
 @click.option("--dispatch", type=click.Choice(["sparse", "dense"]), default=None,
               help="MoE dispatch for a preset.")
 @click.option("--scenario", type=click.Choice(SCENARIOS), default="latency", show_default=True,
-              help="latency: one request at a time; throughput: a sweep over --batch sizes.")
+              help="latency: one request at a time; throughput: a sweep over --batch sizes; "
+                   "server: Poisson arrivals at --rate, driven by MLPerf LoadGen.")
 @click.option("--batch", "batches", type=BatchList(), default=None,
               help="Batch size, or a comma list for a sweep (default: 1 for latency, "
                    "1,4,16,64 for throughput). Each size is a cell of the matrix.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="server: target arrival rate, requests/s.")
+@click.option("--p99-bound-ms", type=click.FloatRange(min=0, min_open=True), default=100.0,
+              show_default=True, help="server: latency bound at p99, queueing included.")
+@click.option("--find-peak", is_flag=True,
+              help="server: bisect for the highest rate that keeps p99 under the bound.")
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length (tokens per sample).")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
@@ -133,7 +154,8 @@ def _check_writable(output: Path | None) -> None:
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Result file (.json) or folder. Default: results/.")
 def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ...],
-          dispatch: str | None, scenario: str, batches: tuple[int, ...] | None, seq: int,
+          dispatch: str | None, scenario: str, batches: tuple[int, ...] | None, rate: float,
+          p99_bound_ms: float, find_peak: bool, seq: int,
           warmup: int, iterations: int,
           min_duration: float, max_duration: float, threads: int | None,
           option_items: tuple[str, ...], strict: bool, seed: int, timeout: float,
@@ -151,6 +173,7 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
     Examples:
       portable bench --backend cpu
       portable bench -b cpu --scenario throughput --batch 1,4,16,64
+      portable bench -b cpu --scenario server --rate 50 --p99-bound-ms 20 --find-peak
       portable bench -b cpu -b torch --batch 4 --seq 64 --threads 2
       portable bench -b cpu --model moe-small --set num_experts=64 --dispatch dense
       portable bench -b cpu --model my.onnx --json > result.json
@@ -168,10 +191,14 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
         with contextlib.suppress(errors.BackendUnavailable, errors.AdapterLoadError):
             registry.create(name, per_backend[name])
     _check_writable(output)
+    if scenario == "server" and importlib.util.find_spec("mlperf_loadgen") is None:
+        raise CliError("the server scenario needs MLPerf LoadGen: "
+                       "pip install 'portable[loadgen]'", errors.EXIT_UNAVAILABLE)
     batches = batches or DEFAULT_BATCHES[scenario]
     settings = BenchSettings(batch=batches[0], seq=seq, warmup=warmup, iterations=iterations,
                              min_duration_s=min_duration, max_duration_s=max_duration,
-                             threads=threads, strict=strict, seed=seed)
+                             threads=threads, strict=strict, seed=seed, rate=rate,
+                             p99_bound_ms=p99_bound_ms, find_peak=find_peak)
     source = resolve(model, overrides, dispatch)
     plan = [Cell(name, per_backend[name], source, dataclasses.replace(settings, batch=size),
                  scenario) for name in names for size in batches]
@@ -200,6 +227,9 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
         print_table(bench_table(document))
         if any(c["status"] == "ok" and not c["rules"]["met"] for c in cells):
             stderr("* stop rules not met (see rules.reason in the result file)")
+        for cell in cells:
+            if "server" in cell:
+                stderr(_server_line(cell))
         if scenario == "throughput":
             for best in best_throughput(cells):
                 stderr(f"best throughput {best['backend']}: batch {best['batch']}, "
