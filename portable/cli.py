@@ -72,9 +72,17 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
 
 def _register_commands() -> None:
     """Each command lives in its own module under portable.commands."""
-    from portable.commands import backends, bench, compare, export, export_results, report
+    from portable.commands import (
+        backends,
+        bench,
+        calibrate,
+        compare,
+        export,
+        export_results,
+        report,
+    )
 
-    for module in (backends, bench, compare, export, export_results, report):
+    for module in (backends, bench, calibrate, compare, export, export_results, report):
         cli.add_command(module.command)
 
 

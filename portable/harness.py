@@ -21,6 +21,7 @@ import numpy as np
 
 from portable import registry
 from portable.adapter import SessionConfig
+from portable.energy import EnergyMeter
 from portable.errors import (
     BackendUnavailable,
     InputError,
@@ -229,6 +230,7 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
                 f"{dict(placement.nodes_by_device)} ({', '.join(placement.fallback_op_types)})"
             )
 
+        meter = EnergyMeter.start()
         if cell.scenario == "server":
             from portable.server import measure_server
 
@@ -236,6 +238,8 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
                 session.prepare(feeds), session.synchronize, settings)
         else:
             run = measure_latency(session.prepare(feeds), session.synchronize, settings)
+        runs = settings.warmup + len(run.samples_ns)
+        result["energy"] = meter.stop(tokens=runs * settings.batch * settings.seq)
         latency = summarize_ns(run.samples_ns)
         latency["median_ci"] = median_ci(run.samples_ns, seed=settings.seed)
         result["warnings"] = [w for w in (noise_warning(latency),) if w]

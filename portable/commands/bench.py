@@ -75,6 +75,15 @@ def _report_cell(name: str, cell: dict[str, Any]) -> None:
         stderr(f"  {name} batch {cell['batch']}: {warning}")
 
 
+def add_cost(cells: list[dict[str, Any]], price_per_hour: float) -> None:
+    """Cost per million tokens at the cell's measured tokens/s, for every ok cell."""
+    for cell in cells:
+        tokens_per_s = (cell.get("throughput") or {}).get("tokens_per_s")
+        if cell["status"] == "ok" and tokens_per_s:
+            cell["cost"] = {"price_per_hour": price_per_hour,
+                            "per_million_tokens": price_per_hour / 3600 / tokens_per_s * 1e6}
+
+
 def _server_line(cell: dict[str, Any]) -> str:
     server = cell["server"]
     achieved = server["achieved_rate"] or 0.0
@@ -129,6 +138,8 @@ def _check_writable(output: Path | None) -> None:
               show_default=True, help="server: latency bound at p99, queueing included.")
 @click.option("--find-peak", is_flag=True,
               help="server: bisect for the highest rate that keeps p99 under the bound.")
+@click.option("--price-per-hour", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Price of the machine per hour (any currency): adds cost per million tokens.")
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length (tokens per sample).")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
@@ -155,7 +166,7 @@ def _check_writable(output: Path | None) -> None:
               help="Result file (.json) or folder. Default: results/.")
 def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ...],
           dispatch: str | None, scenario: str, batches: tuple[int, ...] | None, rate: float,
-          p99_bound_ms: float, find_peak: bool, seq: int,
+          p99_bound_ms: float, find_peak: bool, price_per_hour: float | None, seq: int,
           warmup: int, iterations: int,
           min_duration: float, max_duration: float, threads: int | None,
           option_items: tuple[str, ...], strict: bool, seed: int, timeout: float,
@@ -214,6 +225,12 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
         except KeyboardInterrupt:
             interrupted = True
             stderr(f"interrupted: keeping {len(cells)} of {len(plan)} completed cells")
+    from portable.roofline import annotate
+
+    if hint := annotate(cells, source.reference_config):
+        stderr(hint)
+    if price_per_hour is not None:
+        add_cost(cells, price_per_hour)
     run_settings = {**settings.to_dict(), "scenario": scenario, "batches": list(batches)}
     document = build_document(source.to_dict(), run_settings, cells)
     if interrupted:
