@@ -22,7 +22,8 @@ import numpy as np
 from portable.results import write_text_atomic
 
 COLUMNS = ("model", "backend", "device", "scenario", "batch×seq", "p50 ms", "p50 95% CI",
-           "p99 ms", "samples/s", "tokens/s", "parity", "placement", "peak RSS", "status")
+           "p99 ms", "samples/s", "tokens/s", "roofline", "parity", "placement", "peak RSS",
+           "status")
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ def _row(document: dict[str, Any], cell: dict[str, Any]) -> list[str]:
             (cell.get("device") or {}).get("device", "-"), cell["scenario"],
             f"{cell['batch']}×{cell['seq']}"]
     if cell["status"] != "ok":
-        return [*base, *["-"] * 8, f"{cell['status']}: {(cell.get('error') or {}).get('message')}"]
+        return [*base, *["-"] * 9, f"{cell['status']}: {(cell.get('error') or {}).get('message')}"]
     lat, thr = cell["latency"], cell["throughput"]
     ci = lat.get("median_ci")
     parity = cell.get("parity")
@@ -187,14 +188,19 @@ def _row(document: dict[str, Any], cell: dict[str, Any]) -> list[str]:
     if placement.get("fallback"):
         nodes += " (fallback: " + ", ".join(placement["fallback_op_types"]) + ")"
     rss = cell.get("memory", {}).get("peak_rss_bytes")
+    parity_text = "n/a"
+    if parity:
+        parity_text = ("pass" if parity["passed"] else "FAIL") + f" ({parity['max_abs_error']:.1e})"
+    roof = cell.get("roofline") or {}
+    roof_text = (f"{roof['fraction']:.0%} ({roof['bound']}-bound)"
+                 if roof.get("fraction") is not None else "-")
     status = "ok" if cell["rules"]["met"] else f"ok, rules not met: {cell['rules']['reason']}"
     if cell.get("warnings"):
         status += "; " + "; ".join(cell["warnings"])
     return [*base, f"{lat['p50']:.3f}",
             f"{ci['low']:.3f}–{ci['high']:.3f}" if ci else "-",
             f"{lat['p99']:.3f}", f"{thr['samples_per_s']:.1f}", f"{thr['tokens_per_s']:.0f}",
-            ("pass" if parity["passed"] else "FAIL") + f" ({parity['max_abs_error']:.1e})"
-            if parity else "n/a", nodes or "-", _fmt(rss and rss / 2**20, ".0f") + " MiB",
+            roof_text, parity_text, nodes or "-", _fmt(rss and rss / 2**20, ".0f") + " MiB",
             status]
 
 
