@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -68,17 +69,23 @@ def test_keyboard_interrupt_keeps_completed_cells(add_onnx, tmp_path, monkeypatc
     assert calls == [1, 2]  # nothing ran after the interrupt
 
 
-def test_ctrl_c_on_a_real_run_kills_the_child_and_writes_the_file(add_onnx, tmp_path):
+@pytest.mark.parametrize("target", ["parent", "process group"])
+def test_ctrl_c_on_a_real_run_kills_the_child_and_writes_the_file(add_onnx, tmp_path, target):
     out = tmp_path / "r.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "portable", "bench", "-b", "null", "-o", "fail=hang",
          "--model", str(add_onnx), "--timeout", "120", "--output", str(out), *FAST],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
     )
     try:
         assert "bench null" in proc.stderr.readline()
-        # the parent is now waiting on the hanging child; Ctrl-C reaches the parent
-        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)  # let the spawned child reach its hang
+        # a terminal's Ctrl-C signals the whole foreground group, the child included
+        if target == "parent":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 130
     finally:
         proc.kill()
