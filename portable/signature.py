@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from portable.adapter import Dim, TensorSpec
 from portable.errors import ModelError
@@ -30,7 +31,8 @@ def _dtype_name(elem_type: int) -> str:
         return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 
-def _spec(value_info) -> TensorSpec:
+def tensor_spec(value_info: Any) -> TensorSpec:
+    """The TensorSpec of a graph input or output (symbolic dims by name, unknown as None)."""
     tensor = value_info.type.tensor_type
     dims: list[Dim] = []
     if tensor.HasField("shape"):
@@ -56,8 +58,8 @@ def read_signature(model_path: Path) -> Signature:
     initializers = {init.name for init in graph.initializer}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return Signature(
-        inputs=tuple(_spec(v) for v in graph.input if v.name not in initializers),
-        outputs=tuple(_spec(v) for v in graph.output),
+        inputs=tuple(tensor_spec(v) for v in graph.input if v.name not in initializers),
+        outputs=tuple(tensor_spec(v) for v in graph.output),
         opset=opset,
         metadata={p.key: p.value for p in model.metadata_props},
     )

@@ -54,7 +54,8 @@ def bench_table(document: dict[str, Any]) -> Table:
             cell["backend"], device, model, shape,
             f"{lat['p50']:.3f}{mark}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
             f"{thr['samples_per_s']:.1f}", f"{thr['tokens_per_s']:.0f}",
-            _parity_cell(cell.get("parity"), cell.get("cross_parity")), _mib(cell["memory"].get("peak_rss_bytes")),
+            _parity_cell(cell.get("parity"), cell.get("cross_parity")),
+            _mib(cell["memory"].get("peak_rss_bytes")),
         )
     return table
 
