@@ -32,6 +32,7 @@ from portable.errors import (
 from portable.inputs import InputSpec, describe_feeds, make_feeds
 from portable.modelsource import ModelSource
 from portable.parity import compare
+from portable.signature import read_signature
 from portable.stats import summarize_ns
 
 log = logging.getLogger(__name__)
@@ -208,8 +209,10 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
     session = adapter.load(cell.model.path, config)
     result["session_create_ms"] = (time.perf_counter_ns() - t0) / 1e6
     try:
+        # From the ONNX file, not the session: some runtimes drop symbolic dim names,
+        # and every backend must get the same arrays.
         feeds = make_feeds(
-            session.inputs, settings.batch, settings.seq, settings.seed,
+            read_signature(cell.model.path).inputs, settings.batch, settings.seq, settings.seed,
             cell.model.reference_config, cell.inputs,
         )
         result["inputs"] = describe_feeds(feeds)
