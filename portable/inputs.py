@@ -250,7 +250,13 @@ def plan_shapes(
         shapes[spec.name] = tuple(shape)
     if missing:
         raise InputError(_unresolved_message(missing, command))
+    for name, array in supplied.items():
+        _fit(by_name[name], array, shapes[name], _source(name, given))
     return shapes
+
+
+def _source(name: str, given: InputSpec) -> str:
+    return "--input" if name in given.values else f"--inputs {given.npz}"
 
 
 def random_array(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator,
@@ -312,8 +318,8 @@ def make_feeds(
     for spec in specs:
         generated = random_array(spec, shapes[spec.name], rng, high=vocab)  # keeps rng in step
         if spec.name in supplied:
-            source = "--input" if spec.name in given.values else f"--inputs {given.npz}"
-            feeds[spec.name] = _fit(spec, supplied[spec.name], shapes[spec.name], source)
+            feeds[spec.name] = _fit(spec, supplied[spec.name], shapes[spec.name],
+                                    _source(spec.name, given))
         else:
             feeds[spec.name] = generated
     return feeds

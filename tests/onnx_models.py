@@ -59,7 +59,8 @@ def multi_input_model(path: Path) -> Path:
     ]
     graph = helper.make_graph(
         nodes, "multi",
-        [v("x", TensorProto.FLOAT, ["batch", "seq", 8]), v("mask", TensorProto.BOOL, ["batch", "seq"]),
+        [v("x", TensorProto.FLOAT, ["batch", "seq", 8]),
+         v("mask", TensorProto.BOOL, ["batch", "seq"]),
          v("scale", TensorProto.INT64, []), v("pixels", TensorProto.UINT8, [2, 3]),
          v("h", TensorProto.FLOAT16, ["batch", 4]), v("bias", TensorProto.FLOAT, [8])],
         [v("y", TensorProto.FLOAT, ["batch", "seq", 8]), v("count", TensorProto.INT64, []),

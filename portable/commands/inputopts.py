@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from portable.commands import stderr
 from portable.inputs import InputSpec
 
 
@@ -80,7 +81,7 @@ def preflight(command: str, model: str, backends: Sequence[str], model_path: Pat
     The error's ready-to-run example repeats the user's `command`, `model`,
     `backends` and input options, and adds the flags still needed.
     """
-    from portable.inputs import plan_shapes
+    from portable.inputs import load_npz, plan_shapes
     from portable.signature import read_signature
 
     words = ["portable", command, "--model", model]
@@ -95,4 +96,11 @@ def preflight(command: str, model: str, backends: Sequence[str], model_path: Pat
         words += ["--input", f"{name}={','.join(items)}"]
     if spec.npz:
         words += ["--inputs", str(spec.npz)]
-    plan_shapes(read_signature(model_path).inputs, batch, seq, spec, shlex.join(words))
+    specs = read_signature(model_path).inputs
+    plan_shapes(specs, batch, seq, spec, shlex.join(words))
+    if spec.npz:
+        in_file = set(load_npz(spec.npz, specs))
+        missing = [s.name for s in specs if s.name not in in_file and s.name not in spec.values]
+        if missing:
+            stderr(f"--inputs {spec.npz}: no arrays for {', '.join(missing)}; "
+                   "generating them (seeded)")
