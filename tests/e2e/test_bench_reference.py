@@ -32,6 +32,11 @@ def test_bench_cpu_and_torch_isolated(tiny_export, tmp_path):
         moe = cell["moe"]
         assert moe["active_params_per_token"] < moe["total_params"]
         assert sum(moe["expert_load"][0]) == 2 * 16 * document["model"]["config"]["top_k"]
+    # the same generated inputs went through both stacks and torch agrees with ORT on them
+    assert cells["torch"]["inputs"] == cells["ort-cpu"]["inputs"]
+    cross = cells["torch"]["cross_parity"]
+    assert cross["reference"] == "ort-cpu outputs" and cross["passed"]
+    assert cross["outputs"]["expert_ids"]["mismatched"] == 0
     # each backend ran in its own process: torch's footprint is not charged to ORT
     assert cells["ort-cpu"]["memory"]["peak_rss_bytes"] < cells["torch"]["memory"]["peak_rss_bytes"]
 
