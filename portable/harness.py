@@ -211,9 +211,10 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
     try:
         # From the ONNX file, not the session: some runtimes drop symbolic dim names,
         # and every backend must get the same arrays.
+        signature = read_signature(cell.model.path)
         feeds = make_feeds(
-            read_signature(cell.model.path).inputs, settings.batch, settings.seq, settings.seed,
-            cell.model.reference_config, cell.inputs,
+            signature.inputs, settings.batch, settings.seq, settings.seed,
+            cell.model.reference_config, cell.inputs, signature.index_bounds,
         )
         result["inputs"] = describe_feeds(feeds)
         t0 = time.perf_counter_ns()

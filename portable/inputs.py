@@ -303,11 +303,13 @@ def make_feeds(
     seed: int = 0,
     reference_config: Mapping[str, Any] | None = None,
     given: InputSpec | None = None,
+    index_bounds: Mapping[str, int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Seeded inputs for every model input, with the user's shapes, dims and data applied.
 
-    Token ids of the reference model stay inside its vocabulary. Every backend that
-    gets the same specs, sizes, seed and `given` gets the same arrays.
+    Token ids of the reference model stay inside its vocabulary, and integer inputs
+    that index a tensor (`index_bounds`, from the signature) stay inside it. Every
+    backend that gets the same specs, sizes, seed and `given` gets the same arrays.
     """
     given = given or InputSpec()
     shapes = plan_shapes(specs, batch, seq, given)
@@ -316,7 +318,8 @@ def make_feeds(
     vocab = int(reference_config["vocab_size"]) if reference_config else None
     feeds = {}
     for spec in specs:
-        generated = random_array(spec, shapes[spec.name], rng, high=vocab)  # keeps rng in step
+        high = (index_bounds or {}).get(spec.name, vocab)
+        generated = random_array(spec, shapes[spec.name], rng, high=high)  # keeps rng in step
         if spec.name in supplied:
             feeds[spec.name] = _fit(spec, supplied[spec.name], shapes[spec.name],
                                     _source(spec.name, given))

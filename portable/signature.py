@@ -16,6 +16,8 @@ class Signature:
     outputs: tuple[TensorSpec, ...]
     opset: int | None
     metadata: dict[str, str] = field(default_factory=dict)
+    index_bounds: dict[str, int] = field(default_factory=dict)
+    """Inputs used as Gather indices into a tensor of known size: their exclusive upper bound."""
 
 
 def _dtype_name(elem_type: int) -> str:
@@ -62,4 +64,33 @@ def read_signature(model_path: Path) -> Signature:
         outputs=tuple(tensor_spec(v) for v in graph.output),
         opset=opset,
         metadata={p.key: p.value for p in model.metadata_props},
+        index_bounds=index_bounds(graph),
     )
+
+
+_GATHERS = ("Gather", "GatherElements")
+
+
+def index_bounds(graph: Any) -> dict[str, int]:
+    """Graph inputs that index a tensor of known size, directly or through a Cast.
+
+    A token-id input feeding an embedding's Gather must stay below the table's
+    row count, or the runtime fails on the first run.
+    """
+    sizes: dict[str, list[Dim]] = {init.name: list(init.dims) for init in graph.initializer}
+    sizes.update({v.name: list(tensor_spec(v).shape) for v in graph.input if v.name not in sizes})
+    inputs = {v.name for v in graph.input if v.name not in {i.name for i in graph.initializer}}
+    through_cast = {n.output[0]: n.input[0] for n in graph.node
+                    if n.op_type == "Cast" and n.input and n.input[0] in inputs}
+    bounds: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type not in _GATHERS or len(node.input) < 2:
+            continue
+        source = through_cast.get(node.input[1], node.input[1])
+        data = sizes.get(node.input[0])
+        if source not in inputs or not data:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0) % len(data)
+        if isinstance(data[axis], int) and data[axis] > 0:
+            bounds[source] = min(bounds.get(source, data[axis]), data[axis])
+    return bounds

@@ -136,3 +136,21 @@ def custom_op_model(path: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def embedding_model(path: Path, rows: int = 7) -> Path:
+    """Token ids (int64) and positions (int32, through a Cast) index two small tables."""
+    v = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["emb"]),
+         helper.make_node("Cast", ["pos"], ["pos64"], to=TensorProto.INT64),
+         helper.make_node("Gather", ["pos_table", "pos64"], ["pos_emb"]),
+         helper.make_node("Add", ["emb", "pos_emb"], ["y"])],
+        "embedding",
+        [v("ids", TensorProto.INT64, ["batch", "seq"]),
+         v("pos", TensorProto.INT32, ["batch", "seq"])],
+        [v("y", TensorProto.FLOAT, ["batch", "seq", 3])],
+        [numpy_helper.from_array(np.arange(rows * 3, dtype=np.float32).reshape(rows, 3), "table"),
+         numpy_helper.from_array(np.ones((rows + 2, 3), np.float32), "pos_table")],
+    )
+    return _save(graph, path)

@@ -5,10 +5,18 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from onnx_models import custom_op_model, image_model, loop_gru_model, multi_input_model
+from onnx_models import (
+    custom_op_model,
+    embedding_model,
+    image_model,
+    loop_gru_model,
+    multi_input_model,
+)
 
 from portable import registry
 from portable.cli import cli
+from portable.inputs import make_feeds
+from portable.signature import read_signature
 
 FAST = ["--warmup", "1", "--iterations", "3", "--min-duration", "0"]
 
@@ -47,6 +55,16 @@ def test_external_data_loads_on_ort_cpu(tmp_path):
                                   "--seq", "6", "--input", "steps=3")
     assert result.exit_code == 0, result.output
     assert document["results"][0]["inputs"]["x"]["shape"] == [6, 1, 4]
+
+
+def test_generated_indices_stay_inside_the_tables_they_index(tmp_path):
+    model = embedding_model(tmp_path / "emb.onnx", rows=7)
+    assert read_signature(model).index_bounds == {"ids": 7, "pos": 9}
+    feeds = make_feeds(read_signature(model).inputs, 4, 64, index_bounds={"ids": 7, "pos": 9})
+    assert feeds["ids"].max() == 6 and feeds["pos"].max() == 8
+    result, _ = bench_json(tmp_path, "-b", "cpu", "--model", model, "--no-isolate",
+                           "--batch", "4", "--seq", "64")
+    assert result.exit_code == 0, result.output  # ids up to 99 would fail the Gather
 
 
 def test_unresolved_dims_exit_2_before_anything_runs(tmp_path):
