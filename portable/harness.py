@@ -29,7 +29,7 @@ from portable.errors import (
     PortableError,
     UnsupportedModel,
 )
-from portable.inputs import InputSpec, describe_feeds, make_feeds
+from portable.inputs import InputSpec, describe_feeds, feed_specs, make_feeds
 from portable.modelsource import ModelSource
 from portable.parity import compare
 from portable.signature import read_signature
@@ -213,7 +213,7 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
         # and every backend must get the same arrays.
         signature = read_signature(cell.model.path)
         feeds = make_feeds(
-            signature.inputs, settings.batch, settings.seq, settings.seed,
+            feed_specs(signature, cell.inputs), settings.batch, settings.seq, settings.seed,
             cell.model.reference_config, cell.inputs, signature.index_bounds,
         )
         result["inputs"] = describe_feeds(feeds)

@@ -19,6 +19,7 @@ import numpy as np
 
 from portable.adapter import Dim, TensorSpec
 from portable.errors import InputError
+from portable.signature import Signature
 
 _BATCH_WORDS = ("batch", "n", "b")
 _SEQ_WORDS = ("seq", "sequence", "len", "length", "tokens", "time", "t", "s")
@@ -46,6 +47,18 @@ class InputSpec:
             "values": {k: list(v) for k, v in self.values.items()},
             "npz": str(self.npz) if self.npz else None,
         }
+
+
+def feed_specs(signature: Signature, given: InputSpec) -> tuple[TensorSpec, ...]:
+    """The inputs to feed: every required one, and the optional ones the user gives data for."""
+    named = set(given.values) | set(given.shapes)
+    if given.npz:
+        try:
+            with np.load(given.npz, allow_pickle=False) as data:
+                named |= set(data.files)
+        except Exception:  # load_npz reports an unreadable file, with its reason, right after
+            pass
+    return signature.inputs + tuple(s for s in signature.optional_inputs if s.name in named)
 
 
 def resolve_dims(

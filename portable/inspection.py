@@ -16,7 +16,7 @@ from portable import registry
 from portable.adapter import TensorSpec
 from portable.errors import PortableError
 from portable.modelsource import all_tensors
-from portable.signature import tensor_spec
+from portable.signature import signature_of
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def summarize(path: Path) -> ModelSummary:
 
     model = onnx.load(str(path), load_external_data=False)
     graph = model.graph
-    initializers = {init.name for init in graph.initializer}
+    signature = signature_of(model)
     ops = Counter(
         node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
         for node in _nodes(graph)
@@ -106,9 +106,9 @@ def summarize(path: Path) -> ModelSummary:
         ir_version=model.ir_version,
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         opsets={o.domain or "ai.onnx": o.version for o in model.opset_import},
-        inputs=tuple(tensor_spec(v) for v in graph.input if v.name not in initializers),
-        optional_inputs=tuple(tensor_spec(v) for v in graph.input if v.name in initializers),
-        outputs=tuple(tensor_spec(v) for v in graph.output),
+        inputs=signature.inputs,
+        optional_inputs=signature.optional_inputs,
+        outputs=signature.outputs,
         ops=dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         parameters=elements,
         parameter_bytes=size,

@@ -18,6 +18,8 @@ class Signature:
     metadata: dict[str, str] = field(default_factory=dict)
     index_bounds: dict[str, int] = field(default_factory=dict)
     """Inputs used as Gather indices into a tensor of known size: their exclusive upper bound."""
+    optional_inputs: tuple[TensorSpec, ...] = ()
+    """Graph inputs that also have an initializer: a default a caller may override."""
 
 
 def _dtype_name(elem_type: int) -> str:
@@ -56,6 +58,11 @@ def read_signature(model_path: Path) -> Signature:
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as exc:
         raise ModelError(f"{model_path}: not a readable ONNX model ({exc})") from None
+    return signature_of(model)
+
+
+def signature_of(model: Any) -> Signature:
+    """The signature of a loaded ModelProto."""
     graph = model.graph
     initializers = {init.name for init in graph.initializer}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -65,6 +72,7 @@ def read_signature(model_path: Path) -> Signature:
         opset=opset,
         metadata={p.key: p.value for p in model.metadata_props},
         index_bounds=index_bounds(graph),
+        optional_inputs=tuple(tensor_spec(v) for v in graph.input if v.name in initializers),
     )
 
 

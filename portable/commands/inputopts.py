@@ -81,7 +81,7 @@ def preflight(command: str, model: str, backends: Sequence[str], model_path: Pat
     The error's ready-to-run example repeats the user's `command`, `model`,
     `backends` and input options, and adds the flags still needed.
     """
-    from portable.inputs import load_npz, plan_shapes
+    from portable.inputs import feed_specs, load_npz, plan_shapes
     from portable.signature import read_signature
 
     words = ["portable", command, "--model", model]
@@ -96,7 +96,7 @@ def preflight(command: str, model: str, backends: Sequence[str], model_path: Pat
         words += ["--input", f"{name}={','.join(items)}"]
     if spec.npz:
         words += ["--inputs", str(spec.npz)]
-    specs = read_signature(model_path).inputs
+    specs = feed_specs(read_signature(model_path), spec)
     plan_shapes(specs, batch, seq, spec, shlex.join(words))
     if spec.npz:
         in_file = set(load_npz(spec.npz, specs))

@@ -15,7 +15,10 @@ from onnx_models import (
 
 from portable import registry
 from portable.cli import cli
-from portable.inputs import make_feeds
+from portable.crosscheck import OUTPUTS_KEY
+from portable.harness import BenchSettings, Cell, run_cell
+from portable.inputs import InputSpec, make_feeds
+from portable.modelsource import resolve
 from portable.signature import read_signature
 
 FAST = ["--warmup", "1", "--iterations", "3", "--min-duration", "0"]
@@ -44,6 +47,24 @@ def test_multi_input_model_benches_with_overrides(tmp_path):
                                                                     "dtype": "bool"}
     assert inputs["scale"]["shape"] == [] and inputs["h"]["dtype"] == "float16"
     assert inputs["pixels"]["dtype"] == "uint8" and "bias" not in inputs  # has an initializer
+
+
+def test_an_input_with_an_initializer_keeps_its_default_unless_given(tmp_path):
+    source = resolve(str(multi_input_model(tmp_path / "multi.onnx")))
+    settings = BenchSettings(batch=1, seq=2, warmup=0, iterations=1, min_duration_s=0.0)
+
+    def run(given):
+        cell = run_cell(Cell("ort-cpu", {}, source, settings, inputs=given, keep_outputs=True))
+        assert cell["status"] == "ok", cell["error"]
+        return cell
+
+    default = run(InputSpec(values={"scale": ("5",)}))
+    zeros = run(InputSpec(values={"scale": ("5",), "bias": ("0",)}))
+    assert "bias" not in default["inputs"] and zeros["inputs"]["bias"]["shape"] == [8]
+    bias = np.linspace(-1, 1, 8, dtype=np.float32)
+    mask = default[OUTPUTS_KEY]["y"] != 0
+    delta = (default[OUTPUTS_KEY]["y"] - zeros[OUTPUTS_KEY]["y"])[mask]
+    assert mask.any() and np.allclose(delta, np.broadcast_to(bias * 5, mask.shape)[mask])
 
 
 def test_external_data_loads_on_ort_cpu(tmp_path):
