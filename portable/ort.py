@@ -29,7 +29,13 @@ from portable.adapter import (
     TensorSpec,
     parse_non_negative_int,
 )
-from portable.errors import BackendUnavailable, InputError, ModelError, PlacementError
+from portable.errors import (
+    BackendUnavailable,
+    InputError,
+    ModelError,
+    PlacementError,
+    UnsupportedModel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +206,14 @@ class OrtAdapter(Adapter):
                 f"onnxruntime was asked for {self.provider} but runs {effective}",
                 self.install_hint,
             )
-        return OrtSession(sess, self.device(), self.provider, _count_nodes(model_path))
+        session = OrtSession(sess, self.device(), self.provider, _count_nodes(model_path))
+        bf16 = [t.name for t in session.inputs + session.outputs if t.dtype == "bfloat16"]
+        if bf16:
+            raise UnsupportedModel(
+                f"{self.name}: onnxruntime's Python API cannot pass bfloat16 tensors "
+                f"({', '.join(bf16)}) as numpy arrays"
+            )
+        return session
 
 
 @functools.cache

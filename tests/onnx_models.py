@@ -154,3 +154,11 @@ def embedding_model(path: Path, rows: int = 7) -> Path:
          numpy_helper.from_array(np.ones((rows + 2, 3), np.float32), "pos_table")],
     )
     return _save(graph, path)
+
+
+def identity_model(path: Path, elem_type: int) -> Path:
+    """y = x for x of one element type, shape [batch, 3]."""
+    v = helper.make_tensor_value_info
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
+                              [v("x", elem_type, ["batch", 3])], [v("y", elem_type, ["batch", 3])])
+    return _save(graph, path)

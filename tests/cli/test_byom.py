@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from onnx import TensorProto
 from onnx_models import (
     custom_op_model,
     embedding_model,
+    identity_model,
     image_model,
     loop_gru_model,
     multi_input_model,
@@ -86,6 +88,17 @@ def test_generated_indices_stay_inside_the_tables_they_index(tmp_path):
     result, _ = bench_json(tmp_path, "-b", "cpu", "--model", model, "--no-isolate",
                            "--batch", "4", "--seq", "64")
     assert result.exit_code == 0, result.output  # ids up to 99 would fail the Gather
+
+
+def test_string_inputs_run_and_bfloat16_is_refused_clearly_on_ort_cpu(tmp_path):
+    strings = identity_model(tmp_path / "s.onnx", TensorProto.STRING)
+    result, document = bench_json(tmp_path, "-b", "cpu", "--model", strings, "--no-isolate")
+    assert result.exit_code == 0, result.output
+    assert document["results"][0]["inputs"]["x"]["dtype"] == "object"
+    bf16 = identity_model(tmp_path / "b.onnx", TensorProto.BFLOAT16)
+    result, document = bench_json(tmp_path, "-b", "cpu", "--model", bf16, "--no-isolate")
+    assert result.exit_code == 3 and document["results"][0]["status"] == "unsupported"
+    assert "cannot pass bfloat16 tensors (x, y)" in document["results"][0]["error"]["message"]
 
 
 def test_unresolved_dims_exit_2_before_anything_runs(tmp_path):
