@@ -65,7 +65,8 @@ def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
               help="Backend (repeatable, at least two); the first one is the reference.")
 @click.option("-m", "--model", default="moe-tiny", show_default=True,
               help="A reference preset or a path to an .onnx file.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size, for dims named or placed like one.")
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length, for dims named or placed like one.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for generated inputs.")

@@ -65,7 +65,8 @@ def input_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE",
                      help="Size of a symbolic dimension wherever it appears, e.g. --dim height=4."),
         click.option("--input", "values", multiple=True, metavar="NAME=VALUE[,...]",
-                     help="Value of a scalar or small input, e.g. --input sample_rate=16000."),
+                     help="Values of a scalar or small input (or of an input that has an "
+                          "initializer), e.g. --input sample_rate=16000."),
         click.option("--inputs", "npz", type=click.Path(path_type=Path), default=None,
                      help="An .npz file with real data; arrays are matched to inputs by name."),
     ]
