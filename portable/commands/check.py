@@ -129,6 +129,9 @@ def command(backend_names: tuple[str, ...], model: str, batch: int, seq: int, se
             "results": [{key: cell.get(key) for key in keys} for cell in cells],
         }, indent=1))
     else:
-        _print_rows(f"portable check · {source.name} · reference: {names[0]}", _rows(cells))
+        reference = next((c["cross_parity"]["reference"] for c in cells
+                          if (c.get("cross_parity") or {}).get("role") == "reference"),
+                         "none (fewer than two backends ran)")
+        _print_rows(f"portable check · {source.name} · reference: {reference}", _rows(cells))
     if code:
         sys.exit(code)

@@ -164,6 +164,15 @@ def test_check_exits_1_on_mismatch_with_a_table(tmp_path):
     assert verdict["results"][1]["cross_parity"]["outputs"]["count"]["dtype"] == "int64"
 
 
+def test_check_takes_the_first_backend_that_ran_as_reference(tmp_path):
+    model = multi_input_model(tmp_path / "multi.onnx")
+    result = invoke("check", "--model", model, "-b", "ascend", "-b", "cpu", "-b", "null",
+                    "--seq", "4", "--no-isolate")
+    assert result.exit_code == 3  # a backend is unavailable: that outranks the mismatch
+    assert "reference: ort-cpu" in result.stdout and "not installed" in result.stdout
+    assert "FAIL" in result.stdout
+
+
 def test_check_needs_two_backends(tmp_path):
     result = invoke("check", "--model", multi_input_model(tmp_path / "m.onnx"), "-b", "cpu")
     assert result.exit_code == 2 and "at least two --backend" in result.output
