@@ -115,3 +115,9 @@ def test_npz_is_never_unpickled(tmp_path):
     np.savez(path, x=np.array([{"a": 1}], dtype=object))
     with pytest.raises(InputError, match="not a readable .npz file"):
         make_feeds([TensorSpec("x", (1,), "float32")], 1, 1, given=InputSpec(npz=path))
+
+
+def test_missing_npz_file_is_a_usage_error(tmp_path):
+    with pytest.raises(InputError, match="--inputs .*gone.npz: no such file"):
+        plan_shapes([TensorSpec("x", (1,), "float32")], 1, 1,
+                    InputSpec(npz=tmp_path / "gone.npz"))
