@@ -59,6 +59,8 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
       portable bench --backend cpu --backend torch --model moe-tiny --batch 2 --seq 64
       portable bench --backend cpu --model path/to/model.onnx --json
       portable export --preset moe-tiny --output moe-tiny.onnx
+      portable inspect path/to/model.onnx
+      portable check --model path/to/model.onnx --backend openvino --backend cpu
 
     Exit codes: 0 ok, 1 a check failed, 2 usage error, 3 backend unavailable,
     4 backend crashed or timed out, 5 internal error.
@@ -72,9 +74,9 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
 
 def _register_commands() -> None:
     """Each command lives in its own module under portable.commands."""
-    from portable.commands import backends, bench, export
+    from portable.commands import backends, bench, check, export, inspect
 
-    for module in (backends, bench, export):
+    for module in (backends, bench, check, export, inspect):
         cli.add_command(module.command)
 
 

@@ -14,6 +14,7 @@ import click
 
 from portable import errors, registry
 from portable.commands import CliError, stderr
+from portable.commands.inputopts import input_options, input_spec, preflight
 
 
 def _split_options(items: Sequence[str], backends: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -39,7 +40,9 @@ def _exit_code(cells: Sequence[dict[str, Any]]) -> int:
         return errors.EXIT_CRASHED
     if statuses & {"unavailable", "unsupported"}:
         return errors.EXIT_UNAVAILABLE
-    if any(cell.get("parity") and not cell["parity"]["passed"] for cell in cells):
+    from portable.crosscheck import failed
+
+    if any(cell.get("parity") and not cell["parity"]["passed"] or failed(cell) for cell in cells):
         return errors.EXIT_CHECK_FAILED
     return errors.EXIT_OK
 
@@ -98,16 +101,19 @@ def _check_writable(output: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result document as JSON.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Result file (.json) or folder. Default: results/.")
+@input_options
 def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ...],
           dispatch: str | None, batch: int, seq: int, warmup: int, iterations: int,
           min_duration: float, max_duration: float, threads: int | None,
           option_items: tuple[str, ...], strict: bool, seed: int, timeout: float,
-          isolate: bool, as_json: bool, output: Path | None) -> None:
+          isolate: bool, as_json: bool, output: Path | None, shapes: tuple[str, ...],
+          dims: tuple[str, ...], values: tuple[str, ...], npz: Path | None) -> None:
     """Benchmark a model on one or more backends: latency, throughput, parity, memory.
 
     Each backend runs the same inputs; latency is timed around run + synchronize
     after warm-up, until both --iterations and --min-duration are met. Parity is
-    checked against golden outputs recorded from PyTorch when the model has them.
+    checked against golden outputs recorded from PyTorch when the model has them,
+    and, with several backends, against the first backend's outputs.
     The result is written as JSON (one file per run) under results/.
 
     \b
@@ -116,7 +122,10 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
       portable bench -b cpu -b torch --batch 4 --seq 64 --threads 2
       portable bench -b cpu --model moe-small --set num_experts=64 --dispatch dense
       portable bench -b cpu --model my.onnx --json > result.json
+      portable bench -b cpu -b openvino --model yolo.onnx --shape images=1,3,640,640
+      portable bench -b cpu --model asr.onnx --dim frames=300 --input sample_rate=16000
     """
+    from portable.crosscheck import cross_check
     from portable.harness import BenchSettings, Cell, run_cell
     from portable.isolation import run_isolated
     from portable.modelsource import resolve
@@ -134,13 +143,17 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
                              min_duration_s=min_duration, max_duration_s=max_duration,
                              threads=threads, strict=strict, seed=seed)
     source = resolve(model, overrides, dispatch)
+    given = input_spec(shapes, dims, values, npz)
+    preflight("bench", model, backend_names, source.path, batch, seq, given)
     cells = []
     for name in names:
         stderr(f"bench {name} · {source.name} · batch {batch} × seq {seq} ...")
-        cell = Cell(name, per_backend[name], source, settings)
+        cell = Cell(name, per_backend[name], source, settings, inputs=given,
+                    keep_outputs=len(names) > 1)
         cells.append(run_isolated(cell, timeout) if isolate else run_cell(cell))
         if cells[-1]["status"] != "ok":
             stderr(f"  {name}: {cells[-1]['status']}: {cells[-1]['error']['message']}")
+    cross_check(cells)
     document = build_document(source.to_dict(), settings.to_dict(), cells)
     path = write_atomic(_output_path(output, document), document)
     if as_json:
