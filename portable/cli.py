@@ -60,6 +60,8 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
       portable bench --backend cpu --backend torch --model moe-tiny --batch 2 --seq 64
       portable bench --backend cpu --model path/to/model.onnx --json
       portable export --preset moe-tiny --output moe-tiny.onnx
+      portable inspect path/to/model.onnx
+      portable check --model path/to/model.onnx --backend openvino --backend cpu
 
     Exit codes: 0 ok, 1 a check failed, 2 usage error, 3 backend unavailable,
     4 backend crashed or timed out, 5 internal error, 130 interrupted.
@@ -77,13 +79,16 @@ def _register_commands() -> None:
         backends,
         bench,
         calibrate,
+        check,
         compare,
         export,
         export_results,
+        inspect,
         report,
     )
 
-    for module in (backends, bench, calibrate, compare, export, export_results, report):
+    for module in (backends, bench, calibrate, check, compare, export, export_results, inspect,
+                   report):
         cli.add_command(module.command)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from portable import registry
 from portable.adapter import SessionConfig
+from portable.crosscheck import OUTPUTS_KEY
 from portable.energy import EnergyMeter
 from portable.errors import (
     BackendUnavailable,
@@ -29,9 +30,10 @@ from portable.errors import (
     PortableError,
     UnsupportedModel,
 )
-from portable.inputs import make_feeds
+from portable.inputs import InputSpec, describe_feeds, feed_specs, make_feeds
 from portable.modelsource import ModelSource
 from portable.parity import compare
+from portable.signature import read_signature
 from portable.stats import median_ci, noise_warning, summarize_ns
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,10 @@ class Cell:
     model: ModelSource
     settings: BenchSettings
     scenario: str = "latency"
+    inputs: InputSpec = field(default_factory=InputSpec)
+    """The user's shapes, dims and data for the model's inputs (the rest is generated)."""
+    keep_outputs: bool = False
+    """Hand the first run's outputs back (under OUTPUTS_KEY) for a cross-backend check."""
 
 
 @dataclass
@@ -213,14 +219,20 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
     session = adapter.load(cell.model.path, config)
     result["session_create_ms"] = (time.perf_counter_ns() - t0) / 1e6
     try:
+        # From the ONNX file, not the session: some runtimes drop symbolic dim names,
+        # and every backend must get the same arrays.
+        signature = read_signature(cell.model.path)
         feeds = make_feeds(
-            session.inputs, settings.batch, settings.seq, settings.seed,
-            cell.model.reference_config,
+            feed_specs(signature, cell.inputs), settings.batch, settings.seq, settings.seed,
+            cell.model.reference_config, cell.inputs, signature.index_bounds,
         )
+        result["inputs"] = describe_feeds(feeds)
         t0 = time.perf_counter_ns()
         first_outputs = session.run(feeds)
         session.synchronize()
         result["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
+        if cell.keep_outputs:
+            result[OUTPUTS_KEY] = first_outputs
 
         placement = session.placement()
         result["placement"] = placement.to_dict()

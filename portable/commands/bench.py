@@ -16,6 +16,7 @@ import click
 
 from portable import errors, registry
 from portable.commands import CliError, progress_bar, stderr
+from portable.commands.inputopts import input_options, input_spec, preflight
 
 
 def _split_options(items: Sequence[str], backends: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -63,7 +64,9 @@ def _exit_code(cells: Sequence[dict[str, Any]]) -> int:
         return errors.EXIT_CRASHED
     if statuses & {"unavailable", "unsupported"}:
         return errors.EXIT_UNAVAILABLE
-    if any(cell.get("parity") and not cell["parity"]["passed"] for cell in cells):
+    from portable.crosscheck import failed
+
+    if any(cell.get("parity") and not cell["parity"]["passed"] or failed(cell) for cell in cells):
         return errors.EXIT_CHECK_FAILED
     return errors.EXIT_OK
 
@@ -164,18 +167,21 @@ def _check_writable(output: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result document as JSON.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Result file (.json) or folder. Default: results/.")
+@input_options
 def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ...],
           dispatch: str | None, scenario: str, batches: tuple[int, ...] | None, rate: float,
           p99_bound_ms: float, find_peak: bool, price_per_hour: float | None, seq: int,
           warmup: int, iterations: int,
           min_duration: float, max_duration: float, threads: int | None,
           option_items: tuple[str, ...], strict: bool, seed: int, timeout: float,
-          isolate: bool, as_json: bool, output: Path | None) -> None:
+          isolate: bool, as_json: bool, output: Path | None, shapes: tuple[str, ...],
+          dims: tuple[str, ...], values: tuple[str, ...], npz: Path | None) -> None:
     """Benchmark a model on one or more backends: latency, throughput, parity, memory.
 
     Each backend runs the same inputs; latency is timed around run + synchronize
     after warm-up, until both --iterations and --min-duration are met. Parity is
-    checked against golden outputs recorded from PyTorch when the model has them.
+    checked against golden outputs recorded from PyTorch when the model has them,
+    and, with several backends, against the first backend's outputs at each batch.
     The result is written as JSON (one file per run) under results/. Each cell
     (backend × batch) runs in its own process; Ctrl-C stops the run, keeps the
     completed cells in the result file and exits 130.
@@ -188,7 +194,10 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
       portable bench -b cpu -b torch --batch 4 --seq 64 --threads 2
       portable bench -b cpu --model moe-small --set num_experts=64 --dispatch dense
       portable bench -b cpu --model my.onnx --json > result.json
+      portable bench -b cpu -b openvino --model yolo.onnx --shape images=1,3,640,640
+      portable bench -b cpu --model asr.onnx --dim frames=300 --input sample_rate=16000
     """
+    from portable.crosscheck import cross_check
     from portable.harness import BenchSettings, Cell, run_cell
     from portable.isolation import run_isolated
     from portable.modelsource import resolve
@@ -211,8 +220,12 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
                              threads=threads, strict=strict, seed=seed, rate=rate,
                              p99_bound_ms=p99_bound_ms, find_peak=find_peak)
     source = resolve(model, overrides, dispatch)
+    given = input_spec(shapes, dims, values, npz)
+    for size in batches:
+        preflight("bench", model, backend_names, source.path, size, seq, given)
     plan = [Cell(name, per_backend[name], source, dataclasses.replace(settings, batch=size),
-                 scenario) for name in names for size in batches]
+                 scenario, inputs=given, keep_outputs=len(names) > 1)
+            for name in names for size in batches]
     cells: list[dict[str, Any]] = []
     interrupted = False
     with progress_bar(len(plan), quiet=as_json) as advance:
@@ -225,6 +238,8 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
         except KeyboardInterrupt:
             interrupted = True
             stderr(f"interrupted: keeping {len(cells)} of {len(plan)} completed cells")
+    for size in batches:  # backends agree on the same inputs, so compare within a batch size
+        cross_check([c for c in cells if c["batch"] == size])
     from portable.roofline import annotate
 
     if hint := annotate(cells, source.reference_config):

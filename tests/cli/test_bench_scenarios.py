@@ -52,3 +52,20 @@ def test_stop_rules_not_met_are_said_per_cell(add_onnx, tmp_path):
 def test_bad_batch_lists_are_usage_errors(value):
     result = CliRunner().invoke(cli, ["bench", "--batch", value])
     assert result.exit_code == 2 and "--batch" in result.output
+
+
+def test_cross_backend_parity_compares_cells_of_the_same_batch(add_onnx, tmp_path):
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, [
+        "bench", "-b", "cpu", "-b", "null", "--model", str(add_onnx), "--scenario", "throughput",
+        "--batch", "1,3", "--warmup", "0", "--iterations", "2", "--min-duration", "0",
+        "--no-isolate", "--output", str(out),
+    ])
+    cells = {(c["backend"], c["batch"]): c for c in json.loads(out.read_text())["results"]}
+    for batch in (1, 3):
+        assert cells[("ort-cpu", batch)]["cross_parity"]["role"] == "reference"
+        compared = cells[("null", batch)]["cross_parity"]
+        assert compared["role"] == "compared" and compared["reference"] == "ort-cpu outputs"
+        assert not compared["passed"]  # null returns zeros, ORT returns x + 1
+        assert compared["outputs"]["y"]["max_abs_error"] >= 1.0
+    assert result.exit_code == 1
