@@ -1,6 +1,7 @@
 """Rooflines, energy and cost: figures from measurements or counters, never made up."""
 
 import json
+import sys
 
 import pytest
 
@@ -66,7 +67,35 @@ def _zone(root, name, uj, max_uj=10**12):
     return zone
 
 
-def test_rapl_energy_with_wraparound(tmp_path, monkeypatch):
+@pytest.fixture
+def no_nvml(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails, as on a machine without it
+
+
+class FakeNvml:
+    """pynvml's calls the meter uses, for two GPUs whose counters advance by 1.5 J and 0.5 J."""
+
+    def __init__(self):
+        self.energy_mj = [1000, 2000]
+        self.shut_down = False
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        return self.energy_mj[handle]
+
+    def nvmlShutdown(self):
+        self.shut_down = True
+
+
+def test_rapl_energy_with_wraparound(tmp_path, monkeypatch, no_nvml):
     monkeypatch.setattr(energy, "POWERCAP", tmp_path)
     pkg0 = _zone(tmp_path, "intel-rapl:0", 5_000_000)
     pkg1 = _zone(tmp_path, "intel-rapl:1", 999_000_000, max_uj=1_000_000_000)
@@ -80,11 +109,22 @@ def test_rapl_energy_with_wraparound(tmp_path, monkeypatch):
     assert "not this process" in reading["source"]
 
 
-def test_no_rapl_is_not_available_with_the_reason(tmp_path, monkeypatch):
+def test_no_counters_is_not_available_with_the_reasons(tmp_path, monkeypatch, no_nvml):
     monkeypatch.setattr(energy, "POWERCAP", tmp_path / "missing")
     reading = energy.EnergyMeter.start().stop(tokens=10)
     assert reading == {"available": False, "reason": reading["reason"]}
-    assert "not present" in reading["reason"]
+    assert "not present" in reading["reason"] and "nvidia-ml-py" in reading["reason"]
+
+
+def test_nvml_gpu_energy(tmp_path, monkeypatch):
+    monkeypatch.setattr(energy, "POWERCAP", tmp_path / "missing")
+    nvml = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    meter = energy.EnergyMeter.start()
+    nvml.energy_mj = [2500, 2500]
+    reading = meter.stop(tokens=100)
+    assert reading["available"] and reading["joules"] == pytest.approx(2.0)
+    assert reading["source"] == "NVML, 2 GPU(s)" and nvml.shut_down
 
 
 def test_price_per_hour_gives_cost_per_million_tokens(tmp_path):
@@ -103,7 +143,7 @@ def test_price_per_hour_gives_cost_per_million_tokens(tmp_path):
     expected = 3.6 / 3600 / cell["throughput"]["tokens_per_s"] * 1e6
     assert cell["cost"]["per_million_tokens"] == pytest.approx(expected)
     # the run's energy is RAPL's figure on a machine that has it, else "not available"
-    assert cell["energy"]["available"] == (energy.EnergyMeter.start().reason == "")
+    assert cell["energy"]["available"] == energy.EnergyMeter.start().available
 
 
 def test_calibrate_command_measures_once_then_uses_the_cache(tmp_path, monkeypatch):
