@@ -22,6 +22,7 @@ import numpy as np
 from portable import registry
 from portable.adapter import SessionConfig
 from portable.crosscheck import OUTPUTS_KEY
+from portable.energy import EnergyMeter
 from portable.errors import (
     BackendUnavailable,
     InputError,
@@ -33,7 +34,7 @@ from portable.inputs import InputSpec, describe_feeds, feed_specs, make_feeds
 from portable.modelsource import ModelSource
 from portable.parity import compare
 from portable.signature import read_signature
-from portable.stats import summarize_ns
+from portable.stats import median_ci, noise_warning, summarize_ns
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,13 @@ class BenchSettings:
     threads: int | None = None
     strict: bool = False
     seed: int = 0
+    rate: float = 10.0
+    """Server scenario: target arrival rate, requests/s (Poisson)."""
+    p99_bound_ms: float = 100.0
+    """Server scenario: the latency bound at the 99th percentile, queueing included."""
+    find_peak: bool = False
+    """Server scenario: search for the highest rate that keeps p99 under the bound."""
+    peak_steps: int = 6
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +93,8 @@ class LatencyRun:
     duration_s: float = 0.0
     rules_met: bool = False
     reason: str = ""
+    rate_per_s: float | None = None
+    """Completed requests/s when arrivals, not the device, set the pace (server scenario)."""
 
 
 def measure_latency(
@@ -232,9 +242,22 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
                 f"{dict(placement.nodes_by_device)} ({', '.join(placement.fallback_op_types)})"
             )
 
-        run = measure_latency(session.prepare(feeds), session.synchronize, settings)
+        meter = EnergyMeter.start()
+        if cell.scenario == "server":
+            from portable.server import measure_server
+
+            run, result["server"] = measure_server(
+                session.prepare(feeds), session.synchronize, settings)
+        else:
+            run = measure_latency(session.prepare(feeds), session.synchronize, settings)
+        runs = settings.warmup + len(run.samples_ns)
+        result["energy"] = meter.stop(tokens=runs * settings.batch * settings.seq)
         latency = summarize_ns(run.samples_ns)
+        latency["median_ci"] = median_ci(run.samples_ns, seed=settings.seed)
+        result["warnings"] = [w for w in (noise_warning(latency),) if w]
         samples_per_s = settings.batch * 1000.0 / latency["mean"] if latency["count"] else 0.0
+        if run.rate_per_s is not None:
+            samples_per_s = settings.batch * run.rate_per_s
         result["latency"] = latency
         result["throughput"] = {
             "samples_per_s": samples_per_s,
