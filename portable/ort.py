@@ -10,6 +10,7 @@ execution provider subclasses it with its provider name, options and probe.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import importlib
 import json
@@ -318,6 +319,7 @@ class OrtAdapter(Adapter):
         return Capabilities(
             dtypes=("float32", "float16", "float64", "int8", "int32", "int64", "uint8", "bool"),
             dynamic_shapes=True,
+            supported_ops=kernel_ops(self.provider),
         )
 
     def session_options(self, ort: Any, strict: bool, threads: int | None) -> Any:
@@ -377,10 +379,18 @@ class OrtAdapter(Adapter):
                 f"onnxruntime was asked for {self.provider} but runs {effective}",
                 self.install_hint,
             )
-        return OrtSession(
+        session = OrtSession(
             sess, self.device(), self.session_providers(), self.io_device(), ort,
             self.compute_precision(), self.device_memory,
         )
+        bf16 = [t.name for t in session.inputs + session.outputs if t.dtype == "bfloat16"]
+        if bf16:
+            session.close()
+            raise UnsupportedModel(
+                f"{self.name}: onnxruntime's Python API cannot pass bfloat16 tensors "
+                f"({', '.join(bf16)}) as numpy arrays"
+            )
+        return session
 
     def session_providers(self) -> tuple[str, ...]:
         return (self.provider, *self.same_device_providers)
@@ -390,3 +400,19 @@ class OrtAdapter(Adapter):
         options = self.provider_options()
         shared = {key: options[key] for key in ("device_id",) if key in options}
         return [(self.provider, options), *((p, shared) for p in self.same_device_providers)]
+
+
+@functools.cache
+def kernel_ops(provider: str) -> frozenset[str] | None:
+    """Op types that have a kernel for `provider` in this onnxruntime build (any domain/opset).
+
+    None when onnxruntime is missing, lacks the provider, or cannot list its kernels.
+    """
+    try:
+        ort = importlib.import_module("onnxruntime")
+        if provider not in ort.get_available_providers():
+            return None
+        kernels = importlib.import_module("onnxruntime.capi._pybind_state").get_all_opkernel_def()
+    except (ImportError, AttributeError, RuntimeError):
+        return None
+    return frozenset(k.op_name for k in kernels if k.provider == provider)

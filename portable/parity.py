@@ -60,7 +60,8 @@ def compare_output(
     e = expected.astype(np.float64)
     nonfinite = int(np.count_nonzero(~np.isfinite(a)))
     same_nonfinite = np.isnan(a) & np.isnan(e) | (np.isinf(a) & (a == e))
-    diff = np.where(same_nonfinite, 0.0, np.abs(a - e))
+    with np.errstate(invalid="ignore"):  # inf - inf is handled by same_nonfinite
+        diff = np.where(same_nonfinite, 0.0, np.abs(a - e))
     diff = np.nan_to_num(diff, nan=np.inf)
     max_abs = float(diff.max()) if diff.size else 0.0
     rel = diff / np.maximum(np.abs(e), 1e-12)
@@ -101,6 +102,12 @@ def tolerance_for(dtype: str, compute_precision: str | None = None) -> float:
     if compute_precision is not None:
         tol = max(tol, TOLERANCE.get(compute_precision, tol))
     return tol
+
+
+def coarser(*precisions: str | None) -> str | None:
+    """The coarsest of some compute precisions (None: the model's own dtypes)."""
+    known = [p for p in precisions if p is not None]
+    return max(known, key=lambda p: TOLERANCE.get(p, 0.0), default=None)
 
 
 def compare(
