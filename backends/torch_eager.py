@@ -54,6 +54,7 @@ class TorchEagerSession(Session):
 class TorchEagerAdapter(Adapter):
     name = "torch"
     device_kind = "cpu"
+    vendor_modules = ("torch",)
 
     def probe(self) -> DeviceInfo:
         # Cheap on purpose: `portable backends` must not import torch.

@@ -107,6 +107,10 @@ class Session(abc.ABC):
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    compute_precision: str | None = None
+    """The float precision the device really computes in, when lower than the model's own
+    (``"float16"`` under CANN's default precision mode, ``"bfloat16"`` on an OpenVINO bf16
+    hint); None when it computes in the model's dtypes. Parity tolerance follows it."""
 
     @abc.abstractmethod
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -178,6 +182,8 @@ class Adapter(abc.ABC):
     """Hidden adapters (test fakes) are left out of listings unless asked for."""
     device_kind: ClassVar[str] = "cpu"
     option_spec: ClassVar[Mapping[str, Option]] = {}
+    vendor_modules: ClassVar[tuple[str, ...]] = ()
+    """Top-level modules of the vendor SDK; importing the adapter's module must not import them."""
 
     def __init__(self, options: Mapping[str, str] | None = None):
         self.options: dict[str, Any] = self._parse_options(dict(options or {}))
@@ -203,6 +209,11 @@ class Adapter(abc.ABC):
             except (ValueError, TypeError) as exc:
                 raise InvalidOption(cls.name, f"option {key}={text!r}: {exc}") from None
         return parsed
+
+    @property
+    def default_strict(self) -> bool:
+        """Whether a fallback is an error even without --strict (accelerator adapters say yes)."""
+        return False
 
     @abc.abstractmethod
     def probe(self) -> DeviceInfo:

@@ -81,14 +81,15 @@ def _register_commands() -> None:
         calibrate,
         check,
         compare,
+        conformance,
         export,
         export_results,
         inspect,
         report,
     )
 
-    for module in (backends, bench, calibrate, check, compare, export, export_results, inspect,
-                   report):
+    for module in (backends, bench, calibrate, check, compare, conformance, export,
+                   export_results, inspect, report):
         cli.add_command(module.command)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from portable.parity import compare
+from portable.parity import coarser, compare
 
 OUTPUTS_KEY = "outputs"
 """Key of the in-memory output arrays in a cell; never written to a result file."""
@@ -58,7 +58,9 @@ def cross_check(cells: Sequence[dict[str, Any]]) -> None:
         "nonfinite": _nonfinite(ref_out),
     }
     for cell, out in rest:
-        report = compare(out, ref_out, f"{reference} outputs").to_dict()
+        # Both sides' compute precision (bf16, fp16, ...) loosens the tolerance.
+        precision = coarser(cell.get("compute_precision"), ref_cell.get("compute_precision"))
+        report = compare(out, ref_out, f"{reference} outputs", precision).to_dict()
         report["role"] = "compared"
         ref_inputs = ref_cell.get("inputs", {})
         differ = [n for n in ref_inputs if (cell.get("inputs") or {}).get(n) != ref_inputs[n]]

@@ -213,7 +213,8 @@ def run_cell(cell: Cell) -> dict[str, Any]:
 
 def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
     settings = cell.settings
-    config = SessionConfig(threads=settings.threads, strict=settings.strict)
+    strict = settings.strict or adapter.default_strict
+    config = SessionConfig(threads=settings.threads, strict=strict)
 
     t0 = time.perf_counter_ns()
     session = adapter.load(cell.model.path, config)
@@ -236,7 +237,8 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
 
         placement = session.placement()
         result["placement"] = placement.to_dict()
-        if placement.has_fallback and settings.strict:
+        result["compute_precision"] = session.compute_precision
+        if placement.has_fallback and strict:
             raise PlacementError(
                 f"{adapter.name}: nodes ran off {placement.requested}: "
                 f"{dict(placement.nodes_by_device)} ({', '.join(placement.fallback_op_types)})"
@@ -278,7 +280,8 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
         if golden is not None:
             golden_inputs, golden_outputs = golden
             result["parity"] = compare(
-                session.run(golden_inputs), golden_outputs, "golden outputs from PyTorch eager"
+                session.run(golden_inputs), golden_outputs, "golden outputs from PyTorch eager",
+                session.compute_precision,
             ).to_dict()
         else:
             result["parity"] = None

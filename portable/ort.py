@@ -9,10 +9,17 @@ execution provider subclasses it with its provider name, options and probe.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import glob
 import importlib
+import json
 import logging
-from collections.abc import Mapping
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +34,7 @@ from portable.adapter import (
     Session,
     SessionConfig,
     TensorSpec,
+    parse_bool,
     parse_non_negative_int,
 )
 from portable.errors import (
@@ -36,6 +44,7 @@ from portable.errors import (
     PlacementError,
     UnsupportedModel,
 )
+from portable.probing import VendorRuntime
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +82,22 @@ SESSION_OPTIONS: Mapping[str, Option] = {
 }
 
 
+#: Options of every adapter whose provider is not the CPU one.
+ACCELERATOR_OPTIONS: Mapping[str, Option] = {
+    "allow_fallback": Option(
+        "let nodes the device cannot run fall back to CPU (recorded in placement) "
+        "instead of failing",
+        parse_bool,
+        False,
+    ),
+}
+
+
+def parse_flag(text: str) -> str:
+    """A boolean provider option as ORT's provider options take it: "1" or "0"."""
+    return "1" if parse_bool(text) else "0"
+
+
 def import_onnxruntime(hint: str) -> Any:
     try:
         return importlib.import_module("onnxruntime")
@@ -86,12 +111,41 @@ def _specs(args: list[Any]) -> tuple[TensorSpec, ...]:
     )
 
 
+@dataclass(frozen=True)
+class IoDevice:
+    """Where IO binding keeps inputs and outputs: an OrtValue device name and index."""
+
+    kind: str
+    index: int = 0
+
+
 class OrtSession(Session):
-    def __init__(self, ort_session: Any, requested_device: str, provider: str, node_count: int):
+    """An ORT session whose placement is read per node from ORT's own profiler.
+
+    Profiling is on from session creation and ended by the first `placement()` (or
+    `close()`), so it covers the first run only and never the timed loop.
+    """
+
+    def __init__(
+        self,
+        ort_session: Any,
+        requested_device: str,
+        providers: tuple[str, ...],
+        io_device: IoDevice | None = None,
+        ort: Any = None,
+        compute_precision: str | None = None,
+        memory_reader: Callable[[], dict[str, int]] | None = None,
+    ):
         self._sess = ort_session
         self._requested = requested_device
-        self._provider = provider
-        self._node_count = node_count
+        self._providers = providers
+        """The providers that run on `requested_device` (the asked-for one first)."""
+        self._io_device = io_device
+        self._ort = ort
+        self._binding: Any = None
+        self._placement: Placement | None = None
+        self.compute_precision = compute_precision
+        self._memory_reader = memory_reader
         self.inputs = _specs(ort_session.get_inputs())
         self.outputs = _specs(ort_session.get_outputs())
         self._output_names = [o.name for o in self.outputs]
@@ -107,18 +161,88 @@ class OrtSession(Session):
             raise
         return dict(zip(self._output_names, values, strict=True))
 
-    def placement(self) -> Placement:
-        providers = self._sess.get_providers()
-        if providers == [self._provider] or self._provider == CPU_PROVIDER:
-            # The session holds only the asked-for provider (CPU needs no fallback):
-            # every node runs there.
-            return Placement(
-                self._requested, {self._requested: self._node_count}, source="providers"
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], None]:
+        """With an IO device: copy the inputs there once and keep outputs there (IO binding)."""
+        if self._io_device is None:
+            return super().prepare(feeds)
+        device = self._io_device
+        binding = self._sess.io_binding()
+        for name, value in feeds.items():
+            on_device = self._ort.OrtValue.ortvalue_from_numpy(
+                np.ascontiguousarray(value), device.kind, device.index
             )
-        return Placement(self._requested, {}, source="providers: " + ",".join(providers))
+            binding.bind_ortvalue_input(name, on_device)
+        for name in self._output_names:
+            binding.bind_output(name, device.kind, device.index)
+        self._binding = binding
+        sess = self._sess
+        return lambda: sess.run_with_iobinding(binding)
+
+    def synchronize(self) -> None:
+        if self._binding is not None:
+            self._binding.synchronize_outputs()
+
+    def memory(self) -> dict[str, int]:
+        return self._memory_reader() if self._memory_reader else {}
+
+    def placement(self) -> Placement:
+        if self._placement is None:
+            self._placement = self._read_placement()
+        return self._placement
+
+    def _device_of(self, provider: str) -> str:
+        if provider in self._providers:
+            return self._requested
+        return "cpu" if provider == CPU_PROVIDER else provider
+
+    def _read_placement(self) -> Placement:
+        nodes = self._profiled_nodes()
+        if not nodes:
+            # Nothing profiled (no run yet): the session's provider list is all there is.
+            providers = self._sess.get_providers()
+            return Placement(self._requested, {}, source="providers: " + ",".join(providers))
+        by_device: dict[str, int] = {}
+        fallback_ops: set[str] = set()
+        for provider, op_type in nodes.values():
+            device = self._device_of(provider)
+            by_device[device] = by_device.get(device, 0) + 1
+            if device != self._requested:
+                fallback_ops.add(op_type)
+        return Placement(self._requested, by_device, tuple(sorted(fallback_ops)), "profiler")
+
+    def _profiled_nodes(self) -> dict[str, tuple[str, str]]:
+        """node name -> (provider, op type) of every node the profiled runs executed."""
+        path = self._end_profiling()
+        if not path:
+            return {}
+        try:
+            with open(path, encoding="utf-8") as fh:
+                events = json.load(fh)
+        except (OSError, ValueError) as exc:
+            log.warning("could not read ORT's profile %s: %s", path, exc)
+            return {}
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        nodes = {}
+        for event in events:
+            args = event.get("args") or {}
+            if event.get("cat") == "Node" and "provider" in args:
+                name = event["name"].removesuffix("_kernel_time")
+                nodes[name] = (args["provider"], args.get("op_name", "?"))
+        return nodes
+
+    def _end_profiling(self) -> str:
+        """Stop ORT's profiler; the path of its file ("" when it was already stopped)."""
+        return self._sess.end_profiling() if self._sess is not None else ""
 
     def close(self) -> None:
+        path = self._end_profiling()
+        if path:
+            with contextlib.suppress(OSError):
+                os.remove(path)
         self._sess = None
+        self._binding = None
 
 
 class OrtAdapter(Adapter):
@@ -127,14 +251,46 @@ class OrtAdapter(Adapter):
     provider: ClassVar[str]
     install_hint: ClassVar[str] = "pip install onnxruntime"
     provider_option_spec: ClassVar[Mapping[str, Option]] = {}
+    runtime: ClassVar[VendorRuntime | None] = None
+    """The driver and libraries the provider needs beyond the wheel; checked by probe()."""
+    same_device_providers: ClassVar[tuple[str, ...]] = ()
+    """Further providers on the same device, after `provider` (TensorRT hands what it cannot
+    build to CUDA); they get the ``device_id`` option too. Nodes they run are not fallback."""
+    io_binding_device: ClassVar[str | None] = None
+    """OrtValue device name (``"cuda"``) under which timed runs keep IO on the device."""
+    vendor_modules = ("onnxruntime",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.option_spec = {**SESSION_OPTIONS, **cls.provider_option_spec}
+        accelerator = getattr(cls, "provider", CPU_PROVIDER) != CPU_PROVIDER
+        cls.option_spec = {
+            **SESSION_OPTIONS,
+            **(ACCELERATOR_OPTIONS if accelerator else {}),
+            **cls.provider_option_spec,
+        }
+
+    @property
+    def default_strict(self) -> bool:
+        return self.provider != CPU_PROVIDER and not self.options.get("allow_fallback")
 
     # -- hooks for subclasses -------------------------------------------------------------
     def device(self) -> str:
-        return self.device_kind
+        """``kind:index`` when the provider takes a device_id option, else the kind."""
+        index = self.options.get("device_id")
+        return self.device_kind if index is None else f"{self.device_kind}:{index}"
+
+    def compute_precision(self) -> str | None:
+        """The float precision the provider computes in when it is lower than the model's."""
+        return None
+
+    def device_memory(self) -> dict[str, int]:
+        """Device memory figures in bytes, where the stack can report them."""
+        return {}
+
+    def io_device(self) -> IoDevice | None:
+        if self.io_binding_device is None:
+            return None
+        return IoDevice(self.io_binding_device, self.options.get("device_id") or 0)
 
     def provider_options(self) -> dict[str, str]:
         """The provider's options as ONNX Runtime wants them: a str -> str map."""
@@ -151,12 +307,12 @@ class OrtAdapter(Adapter):
     def probe(self) -> DeviceInfo:
         ort = import_onnxruntime(self.install_hint)
         available = ort.get_available_providers()
+        gaps = [] if self.runtime is None else self.runtime.missing()
         if self.provider not in available:
-            raise BackendUnavailable(
-                f"onnxruntime {ort.__version__} has no {self.provider} "
-                f"(available: {', '.join(available)})",
-                self.install_hint,
-            )
+            gaps.insert(0, f"onnxruntime {ort.__version__} has no {self.provider} "
+                           f"(available: {', '.join(available)})")
+        if gaps:
+            raise BackendUnavailable("; ".join(gaps), self.install_hint)
         return self.device_info(ort)
 
     def capabilities(self) -> Capabilities:
@@ -166,9 +322,9 @@ class OrtAdapter(Adapter):
             supported_ops=kernel_ops(self.provider),
         )
 
-    def session_options(self, ort: Any, config: SessionConfig) -> Any:
+    def session_options(self, ort: Any, strict: bool, threads: int | None) -> Any:
         so = ort.SessionOptions()
-        threads = self.options.get("intra_op_threads") or config.threads
+        threads = self.options.get("intra_op_threads") or threads
         if threads:
             so.intra_op_num_threads = threads
         if self.options.get("inter_op_threads"):
@@ -180,40 +336,70 @@ class OrtAdapter(Adapter):
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[level]
-        if config.strict and self.provider != CPU_PROVIDER:
+        if strict and self.provider != CPU_PROVIDER:
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         so.log_severity_level = 3
+        # Per-node placement comes from the profiler (first run only; see OrtSession).
+        so.enable_profiling = True
+        # ORT appends only a timestamp: make the prefix unique per session.
+        so.profile_file_prefix = os.path.join(
+            tempfile.gettempdir(), f"portable-{self.name}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        )
         return so
 
     def load(self, model_path: Path, config: SessionConfig) -> OrtSession:
         ort = import_onnxruntime(self.install_hint)
         self.probe()
-        so = self.session_options(ort, config)
+        strict = config.strict or self.default_strict
+        so = self.session_options(ort, strict, config.threads)
         try:
             sess = ort.InferenceSession(
                 str(model_path),
                 sess_options=so,
-                providers=[(self.provider, self.provider_options())],
+                providers=self.provider_list(),
             )
         except Exception as exc:
+            # A session that failed to start may already have opened its profile file.
+            for leftover in glob.glob(glob.escape(so.profile_file_prefix) + "*.json"):
+                with contextlib.suppress(OSError):
+                    os.remove(leftover)
             message = f"{type(exc).__name__}: {exc}".strip()
-            if config.strict and "fallback" in message.lower():
-                raise PlacementError(f"{self.name}: --strict and {message}") from None
+            if strict and "fallback" in message.lower():
+                raise PlacementError(
+                    f"{self.name}: strict placement refused a fallback to CPU "
+                    f"(-o allow_fallback=true to allow it): {message}"
+                ) from None
+            if type(exc).__name__ == "NotImplemented" or "not a registered function/op" in message:
+                raise UnsupportedModel(f"{self.name} cannot run {model_path}: {message}") from None
             raise ModelError(f"{self.name} could not load {model_path}: {message}") from None
         effective = sess.get_providers()
         if not effective or effective[0] != self.provider:
+            OrtSession(sess, self.device(), self.session_providers()).close()
             raise BackendUnavailable(
                 f"onnxruntime was asked for {self.provider} but runs {effective}",
                 self.install_hint,
             )
-        session = OrtSession(sess, self.device(), self.provider, _count_nodes(model_path))
+        session = OrtSession(
+            sess, self.device(), self.session_providers(), self.io_device(), ort,
+            self.compute_precision(), self.device_memory,
+        )
         bf16 = [t.name for t in session.inputs + session.outputs if t.dtype == "bfloat16"]
         if bf16:
+            session.close()
             raise UnsupportedModel(
                 f"{self.name}: onnxruntime's Python API cannot pass bfloat16 tensors "
                 f"({', '.join(bf16)}) as numpy arrays"
             )
         return session
+
+    def session_providers(self) -> tuple[str, ...]:
+        return (self.provider, *self.same_device_providers)
+
+    def provider_list(self) -> list[tuple[str, dict[str, str]]]:
+        """What InferenceSession gets: our provider with its options, then same-device ones."""
+        options = self.provider_options()
+        shared = {key: options[key] for key in ("device_id",) if key in options}
+        return [(self.provider, options), *((p, shared) for p in self.same_device_providers)]
 
 
 @functools.cache
@@ -230,10 +416,3 @@ def kernel_ops(provider: str) -> frozenset[str] | None:
     except (ImportError, AttributeError, RuntimeError):
         return None
     return frozenset(k.op_name for k in kernels if k.provider == provider)
-
-
-def _count_nodes(model_path: Path) -> int:
-    import onnx
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    return len(model.graph.node)

@@ -13,6 +13,7 @@ TOLERANCE: Mapping[str, float] = {
     "float64": 1e-6,
     "float32": 1e-4,
     "float16": 1e-2,
+    "tfloat32": 1e-2,
     "bfloat16": 5e-2,
 }
 
@@ -54,7 +55,7 @@ def compare_output(
         differ = int(np.count_nonzero(actual != expected))
         return OutputParity(name, dtype, float(differ > 0), float(differ > 0), 0.0, differ, 0,
                             differ == 0, "exact match required")
-    tol = tolerance if tolerance is not None else TOLERANCE.get(dtype, 1e-4)
+    tol = tolerance if tolerance is not None else tolerance_for(dtype)
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
     nonfinite = int(np.count_nonzero(~np.isfinite(a)))
@@ -74,6 +75,7 @@ def compare_output(
 class ParityReport:
     reference: str
     outputs: tuple[OutputParity, ...]
+    compute_precision: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -87,20 +89,40 @@ class ParityReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
+            "compute_precision": self.compute_precision,
             "passed": self.passed,
             "max_abs_error": self.max_abs,
             "outputs": {o.name: o.to_dict() for o in self.outputs},
         }
 
 
+def tolerance_for(dtype: str, compute_precision: str | None = None) -> float:
+    """The output dtype's tolerance, loosened to the compute precision's when that is coarser."""
+    tol = TOLERANCE.get(dtype, 1e-4)
+    if compute_precision is not None:
+        tol = max(tol, TOLERANCE.get(compute_precision, tol))
+    return tol
+
+
+def coarser(*precisions: str | None) -> str | None:
+    """The coarsest of some compute precisions (None: the model's own dtypes)."""
+    known = [p for p in precisions if p is not None]
+    return max(known, key=lambda p: TOLERANCE.get(p, 0.0), default=None)
+
+
 def compare(
-    actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], reference: str
+    actual: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    reference: str,
+    compute_precision: str | None = None,
 ) -> ParityReport:
+    """Each expected output against `actual`; float tolerances follow `compute_precision`."""
     results = []
     for name, exp in expected.items():
         if name not in actual:
             results.append(OutputParity(name, str(exp.dtype), float("inf"), float("inf"), 0.0,
                                         exp.size, 0, False, "output missing"))
         else:
-            results.append(compare_output(name, np.asarray(actual[name]), exp))
-    return ParityReport(reference, tuple(results))
+            tol = tolerance_for(str(exp.dtype), compute_precision)
+            results.append(compare_output(name, np.asarray(actual[name]), exp, tol))
+    return ParityReport(reference, tuple(results), compute_precision)

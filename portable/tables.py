@@ -43,7 +43,7 @@ def bench_table(document: dict[str, Any]) -> Table:
         if cell["status"] != "ok":
             error = cell.get("error") or {}
             reason = f"{cell['status']}: {error.get('message', '')}"
-            if error.get("hint"):
+            if error.get("hint") and error["hint"] not in reason:
                 reason += f" ({error['hint']})"
             table.add_row(cell["backend"], device, model, shape, f"[red]{escape(reason)}[/red]",
                           *[""] * 6)

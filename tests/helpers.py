@@ -25,6 +25,23 @@ def add_model(path: Path, batch_dim: str = "batch") -> Path:
     return path
 
 
+def contrib_op_model(path: Path, op_type: str = "MoE", domain: str = "com.microsoft") -> Path:
+    """One node of a contrib op (by default com.microsoft::MoE, as a fused MoE export uses)."""
+    names = ["x", "router", "w1", "w2"]
+    graph = helper.make_graph(
+        [helper.make_node(op_type, names, ["y"], domain=domain, k=1)],
+        "contrib",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 4]) for n in names],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(domain, 1)]
+    )
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
 def result_document(cells: dict, model: str = "add", config: dict | None = None) -> dict:
     """A schema-valid result document with an ok cell per (backend, batch) -> raw latencies (ns).
 

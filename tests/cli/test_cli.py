@@ -49,7 +49,7 @@ def test_unavailable_backend_exits_3_with_reason_and_hint(runner, tmp_path):
     result = invoke(runner, "bench", "--backend", "ascend", "--model", str(model),
                     "--output", str(tmp_path), "--no-isolate", *FAST)
     assert result.exit_code == 3
-    assert "not installed" in result.output and "portable[cann]" in result.output
+    assert "has no CANNExecutionProvider" in result.output and "portable[cann]" in result.output
 
 
 def test_bad_backend_option_exits_2(runner, tmp_path):

@@ -1,0 +1,17 @@
+"""Hygon DCUs (DTK, ROCm-compatible): detection only; see portable.stub."""
+
+from portable.probing import VendorRuntime
+from portable.stub import VendorStubAdapter
+
+
+class DcuAdapter(VendorStubAdapter):
+    name = "dcu"
+    device_kind = "dcu"
+    runtime = VendorRuntime(
+        vendor="Hygon DCU",
+        device_nodes=("/dev/kfd", "/dev/dri/renderD*"),
+        libraries=("libgalaxyhip.so", "libamdhip64.so"),
+        home_vars={"ROCM_PATH": ("/opt/dtk",)},
+        tools=("hy-smi", "rocm-smi"),
+        install_hint="install the DCU driver and Hygon DTK (source /opt/dtk/env.sh)",
+    )

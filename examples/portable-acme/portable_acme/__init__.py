@@ -1,0 +1,1 @@
+"""Acme's adapter for portable (an example vendor package)."""

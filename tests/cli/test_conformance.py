@@ -1,0 +1,49 @@
+"""`portable conformance` as a user meets it: a verdict, a report, an exit code."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from portable.cli import cli
+
+
+def conformance(*args):
+    return CliRunner().invoke(cli, ["conformance", *args], catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tiny_export):
+    """The contract resolves moe-tiny through the session's cache (PORTABLE_CACHE)."""
+
+
+def test_ort_cpu_passes_the_contract_and_parity():
+    result = conformance("--backend", "cpu", "--node-tests", "off", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["verdict"] == "passed" and doc["backend"] == "ort-cpu"
+    outcomes = {c["name"]: c["outcome"] for c in doc["contract"]}
+    assert outcomes["test_outputs_match_golden[moe-tiny-sparse]"] == "passed"
+    assert outcomes["test_no_silent_fallback"] == "passed"
+    assert set(outcomes.values()) == {"passed"}
+
+
+def test_unavailable_backend_is_not_run_never_passed():
+    result = conformance("--backend", "cuda")
+    assert result.exit_code == 3
+    assert "verdict: not run" in result.stdout
+    assert "skipped  test_outputs_match_golden[moe-tiny-sparse]" in result.stdout
+    assert "has no CUDAExecutionProvider" in result.stdout
+
+
+def test_a_backend_that_breaks_the_contract_fails_with_exit_1():
+    result = conformance("--backend", "null", "--node-tests", "off")  # zeros, no placement
+    assert result.exit_code == 1
+    assert "failed   test_outputs_match_golden[moe-tiny-sparse]" in result.stdout
+    assert "failed   test_no_silent_fallback" in result.stdout
+    assert "verdict: failed" in result.stdout
+
+
+def test_bad_option_is_a_usage_error():
+    result = conformance("--backend", "openvino", "-o", "inference_precision=int4")
+    assert result.exit_code == 2 and "choose one of f32, bf16, f16" in result.output
