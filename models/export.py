@@ -67,6 +67,9 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
     # Trace with batch and seq >= 2 and distinct: a size of 1 would be specialised away.
     example = torch.zeros(3, 5, dtype=torch.int64)
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    translations = {}
+    if config.dispatch == "fused":
+        from .fused import TRANSLATIONS as translations
     start = time.perf_counter()
     # The exporter warns once per torchvision op when torchvision is absent: noise here.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -81,6 +84,7 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
                 input_names=[INPUT_NAME],
                 output_names=list(OUTPUT_NAMES),
                 dynamic_shapes={"input_ids": {0: batch, 1: seq}},
+                custom_translation_table=translations,
                 opset_version=OPSET,
                 external_data=False,
                 optimize=True,
@@ -93,7 +97,7 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
         ) from e
     proto = program.model_proto
     _set_metadata(proto, config)
-    _check(proto, path)
+    _check(proto, path, allowed_domains=_allowed_domains(config))
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(proto, str(path), save_as_external_data=False)
     log.info("exported %s in %.1f s (%d nodes)", path, time.perf_counter() - start,
@@ -110,7 +114,16 @@ def _set_metadata(proto: onnx.ModelProto, config: MoEConfig) -> None:
         proto.metadata_props.add(key=key, value=value)
 
 
-def _check(proto: onnx.ModelProto, path: Path) -> None:
+def _allowed_domains(config: MoEConfig) -> set[str]:
+    """Standard ONNX only, except the `fused` variant's ORT contrib op."""
+    if config.dispatch == "fused":
+        from .fused import MS_DOMAIN
+
+        return {MS_DOMAIN}
+    return set()
+
+
+def _check(proto: onnx.ModelProto, path: Path, allowed_domains: set[str]) -> None:
     try:
         onnx.checker.check_model(proto, full_check=False)
         onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
@@ -119,11 +132,11 @@ def _check(proto: onnx.ModelProto, path: Path) -> None:
             f"exported model for {path} fails ONNX validation ({e}); "
             "this is a bug in the exporter or the reference model, please report it"
         ) from e
-    domains = {op.domain for op in proto.opset_import} - {"", "ai.onnx"}
+    domains = {op.domain for op in proto.opset_import} - {"", "ai.onnx"} - allowed_domains
     if domains:
         raise ModelError(
             f"exported model uses non-standard ONNX domains {sorted(domains)}; "
-            "the reference model must use standard ops only, please report it"
+            "only the fused variant may use ONNX Runtime's com.microsoft ops, please report it"
         )
     if any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer):
         raise ModelError("exported model references external data; it must be one file")

@@ -14,6 +14,7 @@ import click
 
 from portable import errors, registry
 from portable.commands import CliError, stderr
+from portable.models.config import DISPATCHES
 
 
 def _split_options(items: Sequence[str], backends: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -71,8 +72,9 @@ def _check_writable(output: Path | None) -> None:
               help="A reference preset (moe-tiny, moe-small, moe-base) or a path to an .onnx file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a preset's config field (repeatable).")
-@click.option("--dispatch", type=click.Choice(["sparse", "dense"]), default=None,
-              help="MoE dispatch for a preset.")
+@click.option("--dispatch", type=click.Choice(DISPATCHES), default=None,
+              help="MoE dispatch for a preset (fused: ONNX Runtime's com.microsoft::MoE, "
+                   "ORT backends only).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length (tokens per sample).")
