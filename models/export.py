@@ -8,7 +8,6 @@ PyTorch eager outputs on deterministic inputs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,7 +15,6 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,16 @@ import torch
 
 from portable.errors import ModelError
 
+from .cache import (
+    GOLDEN_FILENAME,
+    MODEL_FILENAME,
+    OPSET,
+    ExportedModel,
+    cache_target,
+    default_cache_dir,
+    existing_export,
+    export_key,
+)
 from .config import (
     METADATA_CONFIG_KEY,
     METADATA_KIND_KEY,
@@ -36,22 +44,9 @@ from .moe import build_model
 
 log = logging.getLogger(__name__)
 
-#: Bump when the exported graph or the golden file changes for the same config and versions.
-EXPORT_FORMAT_VERSION = 1
-OPSET = 18
-MODEL_FILENAME = "model.onnx"
-GOLDEN_FILENAME = "golden.npz"
 GOLDEN_BATCH, GOLDEN_SEQ = 2, 16
 INPUT_NAME = "input_ids"
 OUTPUT_NAMES = ("logits", "expert_ids")
-
-
-@dataclass(frozen=True)
-class ExportedModel:
-    config: MoEConfig
-    onnx_path: Path
-    golden_path: Path
-    cached: bool
 
 
 def golden_input_ids(config: MoEConfig) -> np.ndarray:
@@ -161,38 +156,12 @@ def write_golden(config: MoEConfig, path: Path) -> Path:
 
 
 # -- cache ----------------------------------------------------------------------------------
-def default_cache_dir() -> Path:
-    """`$PORTABLE_CACHE`, else `$XDG_CACHE_HOME/portable`, else `~/.cache/portable`."""
-    if env := os.environ.get("PORTABLE_CACHE"):
-        return Path(env)
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg) / "portable"
-    return Path.home() / ".cache" / "portable"
-
-
-def export_key(config: MoEConfig) -> str:
-    """Cache key: the config plus everything that changes the exported bytes."""
-    import onnxscript
-
-    payload = {
-        "config": config.to_dict(),
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxscript": onnxscript.__version__,
-        "format": EXPORT_FORMAT_VERSION,
-        "opset": OPSET,
-    }
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:20]
-
-
 def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> ExportedModel:
     """The exported model and golden file for `config`, exporting them on a cache miss."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    models_dir = root / "models"
-    target = models_dir / export_key(config)
+    target = cache_target(config, cache_dir)
+    models_dir = target.parent
     if target.is_dir():
-        return _existing(config, target, cached=True)
+        return existing_export(config, target, cached=True)
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=models_dir))
@@ -211,7 +180,7 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> Exporte
             if not target.is_dir():
                 raise
             log.info("another process exported %s first; using its files", target)
-            return _existing(config, target, cached=True)
+            return existing_export(config, target, cached=True)
     except OSError as e:
         raise ModelError(
             f"cannot write the exported model to {target} ({e}); "
@@ -219,23 +188,10 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> Exporte
         ) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return _existing(config, target, cached=False)
-
-
-def _existing(config: MoEConfig, target: Path, cached: bool) -> ExportedModel:
-    onnx_path, golden_path = target / MODEL_FILENAME, target / GOLDEN_FILENAME
-    missing = [p.name for p in (onnx_path, golden_path) if not p.is_file()]
-    if missing:
-        raise ModelError(
-            f"cached export {target} is incomplete (missing {', '.join(missing)}); "
-            "delete that directory and run again"
-        )
-    return ExportedModel(config=config, onnx_path=onnx_path, golden_path=golden_path,
-                         cached=cached)
+    return existing_export(config, target, cached=False)
 
 
 __all__ = [
-    "EXPORT_FORMAT_VERSION",
     "ExportedModel",
     "default_cache_dir",
     "ensure_exported",
