@@ -39,6 +39,7 @@ from portable.models.config import MoEConfig, apply_overrides, get_preset, moe_l
 EXPERT_COUNTS = (8, 16, 32, 64)
 VARIANTS = ("dense", "sparse", "fused")
 SHAPES = {"prefill": (1, 128), "decode": (1, 1)}
+CONTROL_FLOW = ("If", "Loop", "Scan")
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = "python benchmarks/moe_scaling.py"
 
@@ -135,7 +136,10 @@ def profile_prefill(onnx_path: Path, n: int, threads: int, runs: int = 10) -> di
         shapes = [next(iter(s.values())) for s in args.get("input_type_shape", [])]
         op = args.get("op_name", "")
         dur_ms = event["dur"] / 1e3
+        if op in CONTROL_FLOW:  # its subgraph's nodes are reported on their own
+            continue
         totals["all"].append(dur_ms)
+        totals[f"op:{op}"].append(dur_ms)
         if op == "MatMul" and any(len(s) == 3 and s[0] == n for s in shapes):
             totals["expert_matmul"].append(dur_ms)
         if op == "MoE":
@@ -210,6 +214,11 @@ def render(lat: dict[tuple[str, str, int], float], figures: dict[str, float],
         share = expert / prof["all"] if prof.get("all") else 0.0
         lines.append(f"| {variant} | {expert:.2f} | {expert / floor:.2f} | "
                      f"{prof.get('all', 0.0):.2f} | {share:.0%} |")
+    lines += ["", "Where the profiled prefill time goes, by op type (ms per run, top 6):", ""]
+    for variant, prof in profile.items():
+        ops = sorted(((k[3:], v) for k, v in prof.items() if k.startswith("op:")),
+                     key=lambda kv: -kv[1])[:6]
+        lines.append(f"- {variant}: " + ", ".join(f"{name} {ms:.1f}" for name, ms in ops))
     lines += [
         "",
         "The fused MoE op's time includes its own routing and gather/scatter, not only the "
