@@ -11,7 +11,9 @@ output by `sum(w)` per token restores the absolute weights (route_scale, softmax
 The op is traced as the custom torch op `portable::fused_moe` and translated to ONNX by
 `TRANSLATIONS` (passed to `torch.onnx.export(custom_translation_table=...)`). The op takes
 fc1 in ORT's interleaved SwiGLU layout `[N, 2I, H]` (row 2i = gate i, row 2i+1 = up i; the
-only layout the CPU kernel accepts, `swiglu_fusion=1`) and fc2 as `[N, H, I]`.
+only layout the CPU kernel accepts, `swiglu_fusion=1`) and fc2 as `[N, H, I]`. The file
+keeps w1 and w3 as they are and interleaves them in the graph; ONNX Runtime folds that
+into one constant when the session is created (any optimisation level but `disable`).
 """
 
 from __future__ import annotations
