@@ -225,7 +225,7 @@ def render(lat: dict[tuple[str, str, int], float], figures: dict[str, float],
     lines += [
         "",
         f"At prefill N=64, {sparse['experts_used']:.0f} of 64 experts receive tokens per layer "
-        "(so all expert weights are read), and the sparse form's grouped buffer pads every "
+        "(their weights must all be read), and the sparse form's grouped buffer pads every "
         f"expert to the largest group: its batched matmuls do {sparse['padding']:.1f}x the "
         "useful work. Reading only the experts used takes at least "
         f"{floor * sparse['experts_used'] / 64:.2f} ms.",
