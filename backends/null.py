@@ -3,11 +3,15 @@
 Hidden from users unless asked for. It reads the ONNX signature and returns zeros,
 so every part of the harness (timing, statistics, results, CLI) runs without a
 real stack. `delay_ms` makes it take a known time; `fail` makes it raise on load
-or on run, to test how failures are reported.
+or on run, to test how failures are reported, or segfault or hang on run, to
+test isolation across the process boundary (a monkeypatch cannot reach the
+spawned child, an option can).
 """
 
 from __future__ import annotations
 
+import ctypes
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,16 +32,20 @@ from portable.signature import read_signature
 
 
 class NullSession(Session):
-    def __init__(self, inputs, outputs, delay_s: float, fail_on_run: bool):
+    def __init__(self, inputs, outputs, delay_s: float, fail: str):
         self.inputs = inputs
         self.outputs = outputs
         self._delay_s = delay_s
-        self._fail_on_run = fail_on_run
+        self._fail = fail
         self._dims: dict[str, int] = {}
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._fail_on_run:
+        if self._fail == "run":
             raise RuntimeError("null backend asked to fail on run")
+        if self._fail == "segfault":
+            ctypes.string_at(0)  # a real SIGSEGV, as a broken vendor runtime would cause
+        if self._fail == "hang":
+            threading.Event().wait()
         for spec in self.inputs:
             for dim, size in zip(spec.shape, feeds[spec.name].shape, strict=False):
                 if isinstance(dim, str):
@@ -62,7 +70,8 @@ class NullAdapter(Adapter):
     device_kind = "null"
     option_spec = {
         "delay_ms": Option("sleep this long in every run", float, 0.0),
-        "fail": Option("fail on purpose", str, "never", choices=("never", "load", "run")),
+        "fail": Option("fail on purpose", str, "never",
+                       choices=("never", "load", "run", "segfault", "hang")),
     }
 
     def probe(self) -> DeviceInfo:
@@ -76,5 +85,5 @@ class NullAdapter(Adapter):
             raise ModelError("null backend asked to fail on load")
         sig = read_signature(model_path)
         return NullSession(
-            sig.inputs, sig.outputs, self.options["delay_ms"] / 1000, self.options["fail"] == "run"
+            sig.inputs, sig.outputs, self.options["delay_ms"] / 1000, self.options["fail"]
         )

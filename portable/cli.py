@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok · 1 a check failed (parity, regression, conformance) · 2 usage
 error, unknown backend, bad model or inputs · 3 backend unavailable · 4 backend
-crashed or timed out · 5 internal error in portable itself (a bug: please report).
+crashed or timed out · 5 internal error in portable itself (a bug: please report)
+· 130 interrupted by Ctrl-C (bench keeps the completed cells).
 Results go to stdout (pure JSON with --json); logs and progress go to stderr.
 """
 
@@ -59,9 +60,11 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
       portable bench --backend cpu --backend torch --model moe-tiny --batch 2 --seq 64
       portable bench --backend cpu --model path/to/model.onnx --json
       portable export --preset moe-tiny --output moe-tiny.onnx
+      portable inspect path/to/model.onnx
+      portable check --model path/to/model.onnx --backend openvino --backend cpu
 
     Exit codes: 0 ok, 1 a check failed, 2 usage error, 3 backend unavailable,
-    4 backend crashed or timed out, 5 internal error.
+    4 backend crashed or timed out, 5 internal error, 130 interrupted.
     """
     level = logging.DEBUG if debug or verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(
@@ -72,9 +75,20 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
 
 def _register_commands() -> None:
     """Each command lives in its own module under portable.commands."""
-    from portable.commands import backends, bench, export
+    from portable.commands import (
+        backends,
+        bench,
+        calibrate,
+        check,
+        compare,
+        export,
+        export_results,
+        inspect,
+        report,
+    )
 
-    for module in (backends, bench, export):
+    for module in (backends, bench, calibrate, check, compare, export, export_results, inspect,
+                   report):
         cli.add_command(module.command)
 
 

@@ -6,6 +6,7 @@ Exit codes (documented in the README and `portable --help`):
     2  usage error: bad option, unknown backend, missing or invalid model
     3  backend unavailable on this machine
     4  backend crashed or timed out
+  130  interrupted (Ctrl-C); completed work is kept
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_CRASHED = 4
+EXIT_INTERRUPTED = 130
 
 
 class PortableError(Exception):

@@ -21,6 +21,8 @@ import numpy as np
 
 from portable import registry
 from portable.adapter import SessionConfig
+from portable.crosscheck import OUTPUTS_KEY
+from portable.energy import EnergyMeter
 from portable.errors import (
     BackendUnavailable,
     InputError,
@@ -28,10 +30,11 @@ from portable.errors import (
     PortableError,
     UnsupportedModel,
 )
-from portable.inputs import make_feeds
+from portable.inputs import InputSpec, describe_feeds, feed_specs, make_feeds
 from portable.modelsource import ModelSource
 from portable.parity import compare
-from portable.stats import summarize_ns
+from portable.signature import read_signature
+from portable.stats import median_ci, noise_warning, summarize_ns
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,13 @@ class BenchSettings:
     threads: int | None = None
     strict: bool = False
     seed: int = 0
+    rate: float = 10.0
+    """Server scenario: target arrival rate, requests/s (Poisson)."""
+    p99_bound_ms: float = 100.0
+    """Server scenario: the latency bound at the 99th percentile, queueing included."""
+    find_peak: bool = False
+    """Server scenario: search for the highest rate that keeps p99 under the bound."""
+    peak_steps: int = 6
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +81,10 @@ class Cell:
     model: ModelSource
     settings: BenchSettings
     scenario: str = "latency"
+    inputs: InputSpec = field(default_factory=InputSpec)
+    """The user's shapes, dims and data for the model's inputs (the rest is generated)."""
+    keep_outputs: bool = False
+    """Hand the first run's outputs back (under OUTPUTS_KEY) for a cross-backend check."""
 
 
 @dataclass
@@ -79,6 +93,8 @@ class LatencyRun:
     duration_s: float = 0.0
     rules_met: bool = False
     reason: str = ""
+    rate_per_s: float | None = None
+    """Completed requests/s when arrivals, not the device, set the pace (server scenario)."""
 
 
 def measure_latency(
@@ -203,14 +219,20 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
     session = adapter.load(cell.model.path, config)
     result["session_create_ms"] = (time.perf_counter_ns() - t0) / 1e6
     try:
+        # From the ONNX file, not the session: some runtimes drop symbolic dim names,
+        # and every backend must get the same arrays.
+        signature = read_signature(cell.model.path)
         feeds = make_feeds(
-            session.inputs, settings.batch, settings.seq, settings.seed,
-            cell.model.reference_config,
+            feed_specs(signature, cell.inputs), settings.batch, settings.seq, settings.seed,
+            cell.model.reference_config, cell.inputs, signature.index_bounds,
         )
+        result["inputs"] = describe_feeds(feeds)
         t0 = time.perf_counter_ns()
         first_outputs = session.run(feeds)
         session.synchronize()
         result["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
+        if cell.keep_outputs:
+            result[OUTPUTS_KEY] = first_outputs
 
         placement = session.placement()
         result["placement"] = placement.to_dict()
@@ -220,9 +242,22 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
                 f"{dict(placement.nodes_by_device)} ({', '.join(placement.fallback_op_types)})"
             )
 
-        run = measure_latency(session.prepare(feeds), session.synchronize, settings)
+        meter = EnergyMeter.start()
+        if cell.scenario == "server":
+            from portable.server import measure_server
+
+            run, result["server"] = measure_server(
+                session.prepare(feeds), session.synchronize, settings)
+        else:
+            run = measure_latency(session.prepare(feeds), session.synchronize, settings)
+        runs = settings.warmup + len(run.samples_ns)
+        result["energy"] = meter.stop(tokens=runs * settings.batch * settings.seq)
         latency = summarize_ns(run.samples_ns)
+        latency["median_ci"] = median_ci(run.samples_ns, seed=settings.seed)
+        result["warnings"] = [w for w in (noise_warning(latency),) if w]
         samples_per_s = settings.batch * 1000.0 / latency["mean"] if latency["count"] else 0.0
+        if run.rate_per_s is not None:
+            samples_per_s = settings.batch * run.rate_per_s
         result["latency"] = latency
         result["throughput"] = {
             "samples_per_s": samples_per_s,

@@ -126,7 +126,7 @@ def check_onnx_file(path: Path) -> Any:
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"{path}: not a valid ONNX file (no graph)")
     folder = path.resolve().parent
-    for tensor in _all_tensors(model.graph):
+    for tensor in all_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
@@ -148,7 +148,8 @@ def check_onnx_file(path: Path) -> Any:
     return model
 
 
-def _all_tensors(graph: Any) -> Iterator[Any]:
+def all_tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor a graph holds: initializers and tensor attributes, subgraphs included."""
     import onnx
 
     yield from graph.initializer
@@ -157,7 +158,7 @@ def _all_tensors(graph: Any) -> Iterator[Any]:
             if attr.type == onnx.AttributeProto.TENSOR:
                 yield attr.t
             elif attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_tensors(attr.g)
+                yield from all_tensors(attr.g)
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for sub in attr.graphs:
-                    yield from _all_tensors(sub)
+                    yield from all_tensors(sub)

@@ -9,6 +9,7 @@ execution provider subclasses it with its provider name, options and probe.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Mapping
@@ -28,7 +29,13 @@ from portable.adapter import (
     TensorSpec,
     parse_non_negative_int,
 )
-from portable.errors import BackendUnavailable, InputError, ModelError, PlacementError
+from portable.errors import (
+    BackendUnavailable,
+    InputError,
+    ModelError,
+    PlacementError,
+    UnsupportedModel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +163,7 @@ class OrtAdapter(Adapter):
         return Capabilities(
             dtypes=("float32", "float16", "float64", "int8", "int32", "int64", "uint8", "bool"),
             dynamic_shapes=True,
+            supported_ops=kernel_ops(self.provider),
         )
 
     def session_options(self, ort: Any, config: SessionConfig) -> Any:
@@ -198,7 +206,30 @@ class OrtAdapter(Adapter):
                 f"onnxruntime was asked for {self.provider} but runs {effective}",
                 self.install_hint,
             )
-        return OrtSession(sess, self.device(), self.provider, _count_nodes(model_path))
+        session = OrtSession(sess, self.device(), self.provider, _count_nodes(model_path))
+        bf16 = [t.name for t in session.inputs + session.outputs if t.dtype == "bfloat16"]
+        if bf16:
+            raise UnsupportedModel(
+                f"{self.name}: onnxruntime's Python API cannot pass bfloat16 tensors "
+                f"({', '.join(bf16)}) as numpy arrays"
+            )
+        return session
+
+
+@functools.cache
+def kernel_ops(provider: str) -> frozenset[str] | None:
+    """Op types that have a kernel for `provider` in this onnxruntime build (any domain/opset).
+
+    None when onnxruntime is missing, lacks the provider, or cannot list its kernels.
+    """
+    try:
+        ort = importlib.import_module("onnxruntime")
+        if provider not in ort.get_available_providers():
+            return None
+        kernels = importlib.import_module("onnxruntime.capi._pybind_state").get_all_opkernel_def()
+    except (ImportError, AttributeError, RuntimeError):
+        return None
+    return frozenset(k.op_name for k in kernels if k.provider == provider)
 
 
 def _count_nodes(model_path: Path) -> int:

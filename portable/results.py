@@ -7,6 +7,8 @@ import os
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +41,27 @@ def default_path(directory: Path, document: dict[str, Any]) -> Path:
 
 def write_atomic(path: Path, document: dict[str, Any]) -> Path:
     """Write `document` as JSON to `path`: readers see the old file or the whole new one."""
+    # serialise first: a document that cannot be written leaves no trace
+    return write_text_atomic(path, json.dumps(document, indent=1, allow_nan=True) + "\n")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder, then rename."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=1, allow_nan=True)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -69,7 +84,74 @@ def load(path: Path) -> dict[str, Any]:
         raise ResultFileError(
             f"{path}: schema version {version!r}; this portable reads version {SCHEMA_VERSION}"
         )
-    for key in ("environment", "model", "settings", "results"):
-        if key not in document:
-            raise ResultFileError(f"{path}: missing {key!r}")
+    problem = schema_error(document)
+    if problem:
+        raise ResultFileError(f"{path}: does not match the result schema: {problem}")
     return document
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of result documents (portable/schemas/result-v1.schema.json)."""
+    text = resources.files("portable").joinpath(f"schemas/result-v{SCHEMA_VERSION}.schema.json")
+    return json.loads(text.read_text(encoding="utf-8"))
+
+
+def schema_error(document: dict[str, Any]) -> str | None:
+    """The first way `document` breaks the schema, as ``at a/b/c: what``; None when it fits."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "top level"
+    return f"at {where}: {error.message[:200]}"
+
+
+def best_throughput(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per backend, the ok cell with the most samples/s (the best point of a batch sweep)."""
+    best: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        if cell["status"] != "ok":
+            continue
+        current = best.get(cell["backend"])
+        if current is None or cell["throughput"]["samples_per_s"] > current["samples_per_s"]:
+            best[cell["backend"]] = {"backend": cell["backend"], "batch": cell["batch"],
+                                     **cell["throughput"]}
+    return list(best.values())
+
+
+CSV_COLUMNS = (
+    "created_at", "model", "backend", "scenario", "batch", "seq", "status",
+    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "stdev_ms", "cv",
+    "median_ci_low_ms", "median_ci_high_ms", "samples_per_s", "tokens_per_s",
+    "rules_met", "parity_passed", "max_abs_error", "peak_rss_bytes", "error",
+)
+
+
+def flat_row(document: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any]:
+    """One cell as a flat row of `CSV_COLUMNS` (blank where the cell has no such figure)."""
+    latency = cell.get("latency") or {}
+    ci = latency.get("median_ci") or {}
+    parity = cell.get("parity") or {}
+    row = {
+        "created_at": document["created_at"],
+        "model": document["model"]["name"],
+        "backend": cell["backend"],
+        "scenario": cell["scenario"],
+        "batch": cell["batch"],
+        "seq": cell["seq"],
+        "status": cell["status"],
+        **{f"{key}_ms": latency.get(key) for key in ("p50", "p90", "p95", "p99", "mean", "stdev")},
+        "cv": latency.get("cv"),
+        "median_ci_low_ms": ci.get("low"),
+        "median_ci_high_ms": ci.get("high"),
+        **(cell.get("throughput") or {}),
+        "rules_met": (cell.get("rules") or {}).get("met"),
+        "parity_passed": parity.get("passed"),
+        "max_abs_error": parity.get("max_abs_error"),
+        "peak_rss_bytes": (cell.get("memory") or {}).get("peak_rss_bytes"),
+        "error": (cell.get("error") or {}).get("message"),
+    }
+    return {column: row.get(column) for column in CSV_COLUMNS}

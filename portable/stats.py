@@ -27,3 +27,57 @@ def summarize_ns(samples_ns: Sequence[int]) -> dict[str, Any]:
     summary.update({f"p{p}": float(v) for p, v in zip(PERCENTILES, pct, strict=True)})
     summary["cv"] = summary["stdev"] / summary["mean"] if summary["mean"] > 0 else 0.0
     return summary
+
+
+NOISY_CV = 0.10
+"""A run whose coefficient of variation exceeds this is flagged as noisy."""
+
+_BOOTSTRAP_DRAWS = 20_000_000
+"""Budget of resampled values per CI: long runs get fewer resamples, never fewer than 200."""
+
+
+def median_ci(
+    samples_ns: Sequence[int], level: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> dict[str, Any] | None:
+    """Percentile-bootstrap confidence interval for the median, in milliseconds.
+
+    Deterministic for a given seed, so one result file always carries the same interval.
+    """
+    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    if ms.size < 2:
+        return None
+    resamples = max(200, min(resamples, _BOOTSTRAP_DRAWS // ms.size))
+    rng = np.random.default_rng(seed)
+    medians = np.empty(resamples)
+    chunk = max(1, _BOOTSTRAP_DRAWS // 10 // ms.size)  # bounded memory per step
+    for start in range(0, resamples, chunk):
+        stop = min(start + chunk, resamples)
+        draws = rng.integers(0, ms.size, size=(stop - start, ms.size))
+        medians[start:stop] = np.median(ms[draws], axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(medians, [tail, 100 - tail])
+    return {"level": level, "low": float(low), "high": float(high),
+            "method": "percentile bootstrap", "resamples": resamples}
+
+
+def noise_warning(summary: dict[str, Any], threshold: float = NOISY_CV) -> str | None:
+    """A sentence for the user when the run was noisy, with its coefficient of variation."""
+    cv = summary.get("cv", 0.0)
+    if summary.get("count", 0) < 2 or cv <= threshold:
+        return None
+    return (f"noisy run: coefficient of variation {cv:.1%} (above {threshold:.0%}); "
+            "close other work or raise --min-duration")
+
+
+def shift_p_value(base_ns: Sequence[int], new_ns: Sequence[int]) -> float | None:
+    """Two-sided Mann-Whitney U p-value that two raw latency samples come from one distribution.
+
+    Rank-based, so it makes no normality assumption about latencies (which are skewed
+    and heavy-tailed). None when either side has fewer than two samples.
+    """
+    if len(base_ns) < 2 or len(new_ns) < 2:
+        return None
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(np.asarray(base_ns), np.asarray(new_ns),
+                              alternative="two-sided").pvalue)

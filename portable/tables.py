@@ -16,11 +16,18 @@ def _mib(value: int | None) -> str:
     return f"{value / 2**20:.0f} MiB" if value else "-"
 
 
-def _parity_cell(parity: dict[str, Any] | None) -> str:
-    if not parity:
-        return "n/a (no reference)"
-    verdict = "pass" if parity["passed"] else "FAIL"
-    return f"{parity['max_abs_error']:.1e} {verdict}"
+def _parity_cell(parity: dict[str, Any] | None, cross: dict[str, Any] | None = None) -> str:
+    """Golden parity and, with several backends, parity against the first backend."""
+    texts = []
+    if parity:
+        texts.append(f"{parity['max_abs_error']:.1e} {'pass' if parity['passed'] else 'FAIL'}")
+    if cross and cross["role"] == "reference":
+        texts.append("cross-backend reference")
+    elif cross:
+        verdict = "pass" if cross["passed"] else "FAIL"
+        source = cross["reference"].removesuffix(" outputs")
+        texts.append(f"{cross['max_abs_error']:.1e} {verdict} vs {source}")
+    return "; ".join(texts) or "n/a (no reference)"
 
 
 def bench_table(document: dict[str, Any]) -> Table:
@@ -47,7 +54,8 @@ def bench_table(document: dict[str, Any]) -> Table:
             cell["backend"], device, model, shape,
             f"{lat['p50']:.3f}{mark}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
             f"{thr['samples_per_s']:.1f}", f"{thr['tokens_per_s']:.0f}",
-            _parity_cell(cell.get("parity")), _mib(cell["memory"].get("peak_rss_bytes")),
+            _parity_cell(cell.get("parity"), cell.get("cross_parity")),
+            _mib(cell["memory"].get("peak_rss_bytes")),
         )
     return table
 

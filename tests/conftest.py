@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -38,3 +39,19 @@ def tiny_export(tiny_config, tiny_cache):
 def _no_backend_filter(monkeypatch):
     """A PORTABLE_BACKENDS set in the caller's shell must not change what tests see."""
     monkeypatch.delenv("PORTABLE_BACKENDS", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _results_match_the_schema(monkeypatch):
+    """Every result document a test writes in this process is checked against the JSON Schema."""
+    from portable import results
+
+    write = results.write_atomic
+
+    def checked_write(path, document):
+        if isinstance(document, dict) and document.get("kind") == results.KIND:
+            problem = results.schema_error(json.loads(json.dumps(document)))
+            assert problem is None, f"result document breaks the schema {problem}"
+        return write(path, document)
+
+    monkeypatch.setattr(results, "write_atomic", checked_write)

@@ -32,6 +32,11 @@ def test_bench_cpu_and_torch_isolated(tiny_export, tmp_path):
         moe = cell["moe"]
         assert moe["active_params_per_token"] < moe["total_params"]
         assert sum(moe["expert_load"][0]) == 2 * 16 * document["model"]["config"]["top_k"]
+    # the same generated inputs went through both stacks and torch agrees with ORT on them
+    assert cells["torch"]["inputs"] == cells["ort-cpu"]["inputs"]
+    cross = cells["torch"]["cross_parity"]
+    assert cross["reference"] == "ort-cpu outputs" and cross["passed"]
+    assert cross["outputs"]["expert_ids"]["mismatched"] == 0
     # each backend ran in its own process: torch's footprint is not charged to ORT
     assert cells["ort-cpu"]["memory"]["peak_rss_bytes"] < cells["torch"]["memory"]["peak_rss_bytes"]
 
@@ -57,3 +62,21 @@ def test_torch_backend_refuses_foreign_models(tmp_path):
 
     with pytest.raises(UnsupportedModel, match="reference models"):
         registry.create("torch").load(add_model(tmp_path / "a.onnx"), SessionConfig())
+
+
+@pytest.mark.slow
+def test_check_torch_against_ort_cpu(tiny_export):
+    """`portable check` across two real stacks, each in its own process, on the same inputs."""
+    result = CliRunner().invoke(cli, [
+        "check", "--model", "moe-tiny", "-b", "cpu", "-b", "torch", "--batch", "2", "--seq", "8",
+        "--seed", "5", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)
+    assert verdict["passed"]
+    ort_cell, torch_cell = verdict["results"]
+    assert ort_cell["cross_parity"]["role"] == "reference"
+    assert torch_cell["inputs"] == ort_cell["inputs"]
+    outputs = torch_cell["cross_parity"]["outputs"]
+    assert outputs["logits"]["passed"] and outputs["logits"]["max_abs_error"] <= 1e-4
+    assert outputs["expert_ids"]["mismatched"] == 0

@@ -3,7 +3,10 @@ import pytest
 
 from portable.adapter import TensorSpec
 from portable.errors import InputError
-from portable.inputs import make_feeds, resolve_dims
+from portable.inputs import InputSpec, make_feeds, plan_shapes, resolve_dims
+
+ALL_TYPES = ["float32", "float16", "float64", "bfloat16", "int8", "int16", "int32", "int64",
+             "uint8", "uint16", "uint32", "uint64", "bool", "str"]
 
 
 def test_dims_by_name_then_position():
@@ -22,7 +25,99 @@ def test_feeds_are_seeded_and_ids_stay_in_vocab():
     assert a["input_ids"].max() < 50
 
 
-def test_unresolvable_dim_names_the_input():
-    specs = [TensorSpec("x", (2, 3, "mystery"), "float32")]
-    with pytest.raises(InputError, match="input 'x': dimension 2"):
-        make_feeds(specs, 1, 1)
+@pytest.mark.parametrize("dtype", ALL_TYPES)
+def test_every_onnx_type_is_generated_seeded(dtype):
+    specs = [TensorSpec("v", ("batch", 3), dtype)]
+    a = make_feeds(specs, 2, 1, seed=7)["v"]
+    assert a.shape == (2, 3) and str(a.dtype) == ("object" if dtype == "str" else dtype)
+    assert np.array_equal(a, make_feeds(specs, 2, 1, seed=7)["v"])
+    if dtype not in ("bool", "str"):
+        assert np.isfinite(a.astype(np.float64)).all()
+
+
+def test_other_seed_other_values():
+    specs = [TensorSpec("x", (64,), "float32")]
+    assert not np.array_equal(make_feeds(specs, 1, 1, seed=0)["x"],
+                              make_feeds(specs, 1, 1, seed=1)["x"])
+
+
+def test_unresolved_dims_are_listed_with_a_runnable_example():
+    specs = [TensorSpec("images", ("N", 3, "height", "width"), "float32"),
+             TensorSpec("extra", (2, None), "float32")]
+    with pytest.raises(InputError) as info:
+        plan_shapes(specs, 1, 1, command="portable bench --model m.onnx")
+    message = str(info.value)
+    assert "'images'" in message and "(height)" in message and "(width)" in message
+    assert "'extra'" in message and "(unnamed)" in message
+    assert message.endswith(
+        "portable bench --model m.onnx --dim height=1 --dim width=1 --shape extra=2,1")
+    given = InputSpec(dims={"height": 4, "width": 5}, shapes={"extra": (2, 6)})
+    assert plan_shapes(specs, 2, 1, given) == {"images": (2, 3, 4, 5), "extra": (2, 6)}
+
+
+def test_dim_applies_everywhere_and_shape_binds_its_dims():
+    specs = [TensorSpec("a", ("batch", "k"), "float32"), TensorSpec("b", ("k", "batch"), "int64")]
+    assert plan_shapes(specs, 2, 9, InputSpec(dims={"k": 5})) == {"a": (2, 5), "b": (5, 2)}
+    assert plan_shapes(specs, 2, 9, InputSpec(shapes={"a": (3, 7)})) == {"a": (3, 7),
+                                                                         "b": (7, 3)}
+
+
+@pytest.mark.parametrize("given, match", [
+    (InputSpec(shapes={"a": (2,)}), r"input 'a': expected rank 2 \[batch, 4\], --shape has rank 1"),
+    (InputSpec(shapes={"a": (2, 5)}), r"expected shape \[batch, 4\], --shape gives \[2, 5\]"),
+    (InputSpec(shapes={"nope": (1,)}), r"--shape: no input named 'nope'; the model's inputs are a"),
+    (InputSpec(dims={"height": 2}), r"no symbolic dimension 'height'; .* are batch"),
+    (InputSpec(values={"a": ("x",)}), r"--input a=x: not a valid float32 value"),
+])
+def test_bad_overrides_name_the_input_expected_and_given(given, match):
+    with pytest.raises(InputError, match=match):
+        plan_shapes([TensorSpec("a", ("batch", 4), "float32")], 1, 1, given)
+
+
+def test_literal_inputs_fill_scalars_and_small_tensors():
+    specs = [TensorSpec("rate", (), "int64"), TensorSpec("flags", (3,), "bool"),
+             TensorSpec("fill", ("batch", 2), "float32"), TensorSpec("ids", ("n",), "int32")]
+    given = InputSpec(values={"rate": ("16000",), "flags": ("1", "false", "true"),
+                              "fill": ("0.5",), "ids": ("4", "5", "6", "7")})
+    feeds = make_feeds(specs, 2, 1, given=given)
+    assert feeds["rate"].shape == () and feeds["rate"] == 16000
+    assert feeds["flags"].tolist() == [True, False, True]
+    assert feeds["fill"].shape == (2, 2) and (feeds["fill"] == 0.5).all()
+    assert feeds["ids"].tolist() == [4, 5, 6, 7]  # a list binds the 1-D input's dim
+
+
+def test_npz_data_is_used_and_binds_dims(tmp_path):
+    path = tmp_path / "data.npz"
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.savez(path, x=x)
+    specs = [TensorSpec("x", ("batch", 4), "float32"), TensorSpec("m", ("batch",), "bool")]
+    feeds = make_feeds(specs, 1, 1, given=InputSpec(npz=path))
+    assert np.array_equal(feeds["x"], x) and feeds["m"].shape == (3,)
+
+
+@pytest.mark.parametrize("arrays, match", [
+    ({"x": np.zeros((2, 4), np.float64)},
+     r"input 'x': expected dtype float32, --inputs .* gives float64"),
+    ({"x": np.zeros((2, 5), np.float32)},
+     r"input 'x': expected shape \[batch, 4\], --inputs gives \[2, 5\]"),
+    ({"x": np.zeros((2, 4), np.float32), "y": np.zeros(1)},
+     r"arrays 'y' match no input; the model's inputs are x"),
+])
+def test_bad_npz_data_names_the_input(tmp_path, arrays, match):
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(InputError, match=match):
+        make_feeds([TensorSpec("x", ("batch", 4), "float32")], 1, 1, given=InputSpec(npz=path))
+
+
+def test_npz_is_never_unpickled(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InputError, match="not a readable .npz file"):
+        make_feeds([TensorSpec("x", (1,), "float32")], 1, 1, given=InputSpec(npz=path))
+
+
+def test_missing_npz_file_is_a_usage_error(tmp_path):
+    with pytest.raises(InputError, match="--inputs .*gone.npz: no such file"):
+        plan_shapes([TensorSpec("x", (1,), "float32")], 1, 1,
+                    InputSpec(npz=tmp_path / "gone.npz"))

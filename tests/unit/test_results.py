@@ -5,9 +5,15 @@ import pytest
 from portable.errors import ResultFileError
 from portable.results import SCHEMA_VERSION, build_document, load, write_atomic
 
+SETTINGS = {"batch": 1, "seq": 8, "warmup": 0, "iterations": 1, "min_duration_s": 0.0,
+            "max_duration_s": 1.0, "seed": 0}
+
 
 def _doc():
-    return build_document({"name": "m"}, {"batch": 1}, [{"backend": "null", "status": "ok"}])
+    cell = {"backend": "null", "options": {}, "scenario": "latency", "batch": 1, "seq": 8,
+            "status": "unavailable", "device": None,
+            "error": {"type": "BackendUnavailable", "message": "no device", "hint": ""}}
+    return build_document({"name": "m", "kind": "file"}, SETTINGS, [cell])
 
 
 def test_round_trip(tmp_path):
@@ -53,3 +59,12 @@ def test_bad_files_are_rejected_clearly(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ResultFileError, match="no such result file"):
         load(tmp_path / "nope.json")
+
+
+def test_a_document_that_breaks_the_schema_is_refused_saying_where(tmp_path):
+    document = _doc()
+    document["results"][0]["status"] = "ok"  # an ok cell must carry its measurements
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ResultFileError, match="does not match the result schema: at results/0"):
+        load(path)

@@ -20,3 +20,34 @@ def test_summary_in_milliseconds_with_percentiles():
 def test_single_and_empty_samples():
     assert summarize_ns([2_000_000])["stdev"] == 0.0
     assert summarize_ns([])["count"] == 0
+
+
+def test_median_ci_brackets_the_median_and_narrows_with_more_samples():
+    from portable.stats import median_ci
+
+    rng = np.random.default_rng(1)
+    small = (rng.normal(10.0, 1.0, 50) * 1e6).astype(np.int64)
+    large = (rng.normal(10.0, 1.0, 5000) * 1e6).astype(np.int64)
+    ci_small, ci_large = median_ci(small), median_ci(large)
+    assert ci_small["low"] <= np.median(small) / 1e6 <= ci_small["high"]
+    assert ci_large["low"] < 10.0 < ci_large["high"]
+    assert ci_large["high"] - ci_large["low"] < (ci_small["high"] - ci_small["low"]) / 3
+    assert median_ci(small) == ci_small  # seeded: one file, one interval
+    assert median_ci([5]) is None
+
+
+def test_median_ci_stays_cheap_on_very_long_runs():
+    from portable.stats import median_ci
+
+    ci = median_ci(np.full(400_000, 2_000_000))
+    assert ci["resamples"] >= 200 and ci["low"] == ci["high"] == 2.0
+
+
+def test_noise_warning_names_the_cv():
+    from portable.stats import noise_warning
+
+    steady = summarize_ns([10_000_000, 10_100_000, 9_900_000])
+    noisy = summarize_ns([10_000_000, 30_000_000, 5_000_000])
+    assert noise_warning(steady) is None
+    warning = noise_warning(noisy)
+    assert "noisy run" in warning and f"{noisy['cv']:.1%}" in warning

@@ -1,0 +1,91 @@
+"""`portable inspect`: a model's signature, ops and size, and which backends can run it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+
+from portable import registry
+from portable.errors import BackendNotFound
+
+if TYPE_CHECKING:
+    from portable.inspection import BackendSupport, ModelSummary
+
+
+def _shape(shape: Sequence[object]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _print(summary: ModelSummary, support: Sequence[BackendSupport]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from portable.tables import print_table
+
+    click.echo(f"model      {summary.path}")
+    click.echo(f"ir / opset ir {summary.ir_version} · "
+               + ", ".join(f"{d} {v}" for d, v in summary.opsets.items()))
+    if summary.producer:
+        click.echo(f"producer   {summary.producer}")
+    click.echo(f"parameters {summary.parameters:,} ({summary.parameter_bytes / 2**20:.2f} MiB"
+               + (", external data" if summary.external_data else "") + ")")
+    tensors = Table(title="inputs and outputs", title_justify="left")
+    for header in ("kind", "name", "dtype", "shape"):
+        tensors.add_column(header)
+    for kind, specs in (("input", summary.inputs), ("optional input", summary.optional_inputs),
+                        ("output", summary.outputs)):
+        for spec in specs:
+            tensors.add_row(kind, escape(spec.name), spec.dtype, escape(_shape(spec.shape)))
+    print_table(tensors)
+    ops = Table(title="ops", title_justify="left")
+    ops.add_column("op")
+    ops.add_column("count", justify="right")
+    for op, count in summary.ops.items():
+        ops.add_row(escape(op), str(count))
+    print_table(ops)
+    backends = Table(title="backends: can every op run?", title_justify="left")
+    for header in ("backend", "verdict", "detail"):
+        backends.add_column(header)
+    for row in support:
+        backends.add_row(row.backend, row.verdict, escape(row.detail))
+    print_table(backends)
+
+
+@click.command("inspect")
+@click.argument("model")
+@click.option("-b", "--backend", "backend_names", multiple=True,
+              help="Backend to ask (repeatable). Default: every installed and known backend.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def command(model: str, backend_names: tuple[str, ...], as_json: bool) -> None:
+    """Show a model's inputs, outputs, opset, ops, size, and which backends can run every op.
+
+    A backend says "yes" only when its runtime lists an implementation of every
+    op in the model, "unknown" when it cannot list its ops. MODEL is an .onnx
+    file or a reference preset.
+
+    \b
+    Examples:
+      portable inspect model.onnx
+      portable inspect model.onnx -b cpu -b openvino --json
+    """
+    from portable.inspection import backend_support, summarize
+    from portable.modelsource import resolve
+
+    source = resolve(model)
+    summary = summarize(source.path)
+    if backend_names:
+        names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
+        unknown = [name for name in names if name not in registry.known_names()]
+        if unknown:
+            raise BackendNotFound(unknown[0], registry.known_names())
+    else:
+        names = [row.name for row in registry.survey()]
+    support = backend_support(summary, names)
+    if as_json:
+        click.echo(json.dumps({**summary.to_dict(), "backends": [s.to_dict() for s in support]},
+                              indent=1))
+    else:
+        _print(summary, support)

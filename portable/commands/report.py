@@ -1,0 +1,47 @@
+"""`portable report`: result files as a self-contained HTML page or Markdown, with plots."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import click
+
+from portable import errors
+from portable.commands import CliError, stderr
+
+SUFFIXES = (".html", ".md")
+
+
+@click.command("report")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="report.html (one self-contained page) or report.md (PNGs beside it).")
+def command(files: tuple[Path, ...], output: Path) -> None:
+    """Render result files as a report: a table of every cell and plots.
+
+    Plots: latency distribution per backend, throughput vs batch (for a sweep),
+    MoE scaling across model sizes and expert load (for reference models), and
+    parity against the PyTorch reference. Every file is checked against the
+    result schema before anything is written.
+
+    \b
+    Examples:
+      portable report results/*.json -o report.html
+      portable report base.json new.json -o report.md
+    """
+    from portable.results import load
+
+    if output.suffix not in SUFFIXES:
+        raise CliError(f"{output}: the report must end in .html or .md", errors.EXIT_USAGE)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CliError("report needs matplotlib (pip install 'portable[analysis]')",
+                       errors.EXIT_UNAVAILABLE)
+    documents = [load(path) for path in files]
+    from portable.report import write_report
+
+    try:
+        written = write_report(documents, output)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}", errors.EXIT_USAGE) from None
+    stderr(f"report: {written[0]}" + (f" (+{len(written) - 1} images)" if len(written) > 1 else ""))

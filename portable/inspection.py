@@ -1,0 +1,172 @@
+"""What is in an ONNX model, and which backends say they can run all of it.
+
+Read with `onnx` alone and without loading external data: sizes come from the
+tensors' shapes, so inspecting a multi-gigabyte model is cheap.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from portable import registry
+from portable.adapter import TensorSpec
+from portable.errors import PortableError
+from portable.modelsource import all_tensors
+from portable.signature import signature_of
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    path: Path
+    ir_version: int
+    producer: str
+    opsets: dict[str, int]
+    """Opset version per domain (``ai.onnx`` for the default domain)."""
+    inputs: tuple[TensorSpec, ...]
+    optional_inputs: tuple[TensorSpec, ...]
+    """Graph inputs that have an initializer: a default the caller may override."""
+    outputs: tuple[TensorSpec, ...]
+    ops: dict[str, int]
+    """Node count per op type (``domain.Op`` outside the default domain), subgraphs included."""
+    parameters: int
+    """Elements in initializers and constant tensors, subgraphs included."""
+    parameter_bytes: int
+    external_data: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        def specs(items: Sequence[TensorSpec]) -> list[dict[str, Any]]:
+            return [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in items]
+
+        return {
+            "path": str(self.path),
+            "ir_version": self.ir_version,
+            "producer": self.producer,
+            "opsets": self.opsets,
+            "inputs": specs(self.inputs),
+            "optional_inputs": specs(self.optional_inputs),
+            "outputs": specs(self.outputs),
+            "ops": self.ops,
+            "parameters": self.parameters,
+            "parameter_bytes": self.parameter_bytes,
+            "external_data": self.external_data,
+        }
+
+
+def _nodes(graph: Any) -> Iterator[Any]:
+    import onnx
+
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _nodes(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _nodes(sub)
+
+
+def _tensor_size(tensor: Any) -> tuple[int, int]:
+    """(elements, bytes) of a TensorProto from its dims and type, without reading its data."""
+    import numpy as np
+    import onnx
+
+    elements = int(np.prod(tensor.dims)) if tensor.dims else 1
+    if tensor.data_type == onnx.TensorProto.STRING:
+        return elements, sum(len(s) for s in tensor.string_data)
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, ValueError, TypeError):
+        itemsize = 0
+    return elements, elements * itemsize
+
+
+def summarize(path: Path) -> ModelSummary:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    signature = signature_of(model)
+    ops = Counter(
+        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        for node in _nodes(graph)
+    )
+    elements = size = 0
+    external = False
+    for tensor in all_tensors(graph):
+        n, b = _tensor_size(tensor)
+        elements += n
+        size += b
+        external |= tensor.data_location == onnx.TensorProto.EXTERNAL
+    return ModelSummary(
+        path=path,
+        ir_version=model.ir_version,
+        producer=f"{model.producer_name} {model.producer_version}".strip(),
+        opsets={o.domain or "ai.onnx": o.version for o in model.opset_import},
+        inputs=signature.inputs,
+        optional_inputs=signature.optional_inputs,
+        outputs=signature.outputs,
+        ops=dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        parameters=elements,
+        parameter_bytes=size,
+        external_data=external,
+    )
+
+
+def _expands_to_function(op: str, summary: ModelSummary) -> bool:
+    """A standard op without a kernel of its own still runs when ONNX defines it as a function."""
+    import onnx
+
+    if "." in op:
+        return False
+    try:
+        schema = onnx.defs.get_schema(op, summary.opsets.get("ai.onnx", 1))
+    except onnx.defs.SchemaError:
+        return False
+    return bool(schema.has_function or schema.has_context_dependent_function)
+
+
+@dataclass(frozen=True)
+class BackendSupport:
+    backend: str
+    verdict: str
+    """``yes`` (every op listed as supported), ``no``, ``unknown`` or ``unavailable``."""
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"backend": self.backend, "verdict": self.verdict, "detail": self.detail}
+
+
+def backend_support(summary: ModelSummary, names: Sequence[str]) -> list[BackendSupport]:
+    """For each backend: does the runtime report an implementation of every op in the model?
+
+    Only what the adapter's `capabilities().supported_ops` says; a backend that
+    cannot list its ops is "unknown", never guessed to be fine.
+    """
+    rows = []
+    for name in names:
+        status = registry.status(name)
+        if not status.available:
+            reason = status.reason + (f" ({status.hint})" if status.hint else "")
+            rows.append(BackendSupport(name, "unavailable", reason))
+            continue
+        try:
+            supported = registry.create(name).capabilities().supported_ops
+        except PortableError as exc:
+            rows.append(BackendSupport(name, "unavailable", str(exc)))
+            continue
+        if supported is None:
+            rows.append(BackendSupport(name, "unknown", "the runtime does not list its ops"))
+            continue
+        missing = [
+            op for op in summary.ops
+            if op.rpartition(".")[2] not in supported and not _expands_to_function(op, summary)
+        ]
+        if missing:
+            rows.append(BackendSupport(name, "no", "no kernel for " + ", ".join(missing)))
+        else:
+            rows.append(BackendSupport(name, "yes", f"all {len(summary.ops)} op types listed"))
+    return rows
