@@ -18,7 +18,7 @@ from typing import Any
 from portable.errors import ModelError
 
 GATES = ("sigmoid", "softmax")
-DISPATCHES = ("sparse", "dense")
+DISPATCHES = ("sparse", "dense", "fused")
 
 #: `metadata_props` keys written by the exporter and read by `load_config_from_onnx`.
 METADATA_CONFIG_KEY = "portable.config"

@@ -8,7 +8,6 @@ PyTorch eager outputs on deterministic inputs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,7 +15,6 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,16 @@ import torch
 
 from portable.errors import ModelError
 
+from .cache import (
+    GOLDEN_FILENAME,
+    MODEL_FILENAME,
+    OPSET,
+    ExportedModel,
+    cache_target,
+    default_cache_dir,
+    existing_export,
+    export_key,
+)
 from .config import (
     METADATA_CONFIG_KEY,
     METADATA_KIND_KEY,
@@ -36,22 +44,9 @@ from .moe import build_model
 
 log = logging.getLogger(__name__)
 
-#: Bump when the exported graph or the golden file changes for the same config and versions.
-EXPORT_FORMAT_VERSION = 1
-OPSET = 18
-MODEL_FILENAME = "model.onnx"
-GOLDEN_FILENAME = "golden.npz"
 GOLDEN_BATCH, GOLDEN_SEQ = 2, 16
 INPUT_NAME = "input_ids"
 OUTPUT_NAMES = ("logits", "expert_ids")
-
-
-@dataclass(frozen=True)
-class ExportedModel:
-    config: MoEConfig
-    onnx_path: Path
-    golden_path: Path
-    cached: bool
 
 
 def golden_input_ids(config: MoEConfig) -> np.ndarray:
@@ -67,6 +62,9 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
     # Trace with batch and seq >= 2 and distinct: a size of 1 would be specialised away.
     example = torch.zeros(3, 5, dtype=torch.int64)
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    translations = {}
+    if config.dispatch == "fused":
+        from .fused import TRANSLATIONS as translations
     start = time.perf_counter()
     # The exporter warns once per torchvision op when torchvision is absent: noise here.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -81,6 +79,7 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
                 input_names=[INPUT_NAME],
                 output_names=list(OUTPUT_NAMES),
                 dynamic_shapes={"input_ids": {0: batch, 1: seq}},
+                custom_translation_table=translations,
                 opset_version=OPSET,
                 external_data=False,
                 optimize=True,
@@ -93,7 +92,7 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
         ) from e
     proto = program.model_proto
     _set_metadata(proto, config)
-    _check(proto, path)
+    _check(proto, path, allowed_domains=_allowed_domains(config))
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(proto, str(path), save_as_external_data=False)
     log.info("exported %s in %.1f s (%d nodes)", path, time.perf_counter() - start,
@@ -110,7 +109,16 @@ def _set_metadata(proto: onnx.ModelProto, config: MoEConfig) -> None:
         proto.metadata_props.add(key=key, value=value)
 
 
-def _check(proto: onnx.ModelProto, path: Path) -> None:
+def _allowed_domains(config: MoEConfig) -> set[str]:
+    """Standard ONNX only, except the `fused` variant's ORT contrib op."""
+    if config.dispatch == "fused":
+        from .fused import MS_DOMAIN
+
+        return {MS_DOMAIN}
+    return set()
+
+
+def _check(proto: onnx.ModelProto, path: Path, allowed_domains: set[str]) -> None:
     try:
         onnx.checker.check_model(proto, full_check=False)
         onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
@@ -119,11 +127,11 @@ def _check(proto: onnx.ModelProto, path: Path) -> None:
             f"exported model for {path} fails ONNX validation ({e}); "
             "this is a bug in the exporter or the reference model, please report it"
         ) from e
-    domains = {op.domain for op in proto.opset_import} - {"", "ai.onnx"}
+    domains = {op.domain for op in proto.opset_import} - {"", "ai.onnx"} - allowed_domains
     if domains:
         raise ModelError(
             f"exported model uses non-standard ONNX domains {sorted(domains)}; "
-            "the reference model must use standard ops only, please report it"
+            "only the fused variant may use ONNX Runtime's com.microsoft ops, please report it"
         )
     if any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer):
         raise ModelError("exported model references external data; it must be one file")
@@ -148,38 +156,12 @@ def write_golden(config: MoEConfig, path: Path) -> Path:
 
 
 # -- cache ----------------------------------------------------------------------------------
-def default_cache_dir() -> Path:
-    """`$PORTABLE_CACHE`, else `$XDG_CACHE_HOME/portable`, else `~/.cache/portable`."""
-    if env := os.environ.get("PORTABLE_CACHE"):
-        return Path(env)
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg) / "portable"
-    return Path.home() / ".cache" / "portable"
-
-
-def export_key(config: MoEConfig) -> str:
-    """Cache key: the config plus everything that changes the exported bytes."""
-    import onnxscript
-
-    payload = {
-        "config": config.to_dict(),
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxscript": onnxscript.__version__,
-        "format": EXPORT_FORMAT_VERSION,
-        "opset": OPSET,
-    }
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:20]
-
-
 def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> ExportedModel:
     """The exported model and golden file for `config`, exporting them on a cache miss."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    models_dir = root / "models"
-    target = models_dir / export_key(config)
+    target = cache_target(config, cache_dir)
+    models_dir = target.parent
     if target.is_dir():
-        return _existing(config, target, cached=True)
+        return existing_export(config, target, cached=True)
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=models_dir))
@@ -198,7 +180,7 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> Exporte
             if not target.is_dir():
                 raise
             log.info("another process exported %s first; using its files", target)
-            return _existing(config, target, cached=True)
+            return existing_export(config, target, cached=True)
     except OSError as e:
         raise ModelError(
             f"cannot write the exported model to {target} ({e}); "
@@ -206,23 +188,10 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> Exporte
         ) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return _existing(config, target, cached=False)
-
-
-def _existing(config: MoEConfig, target: Path, cached: bool) -> ExportedModel:
-    onnx_path, golden_path = target / MODEL_FILENAME, target / GOLDEN_FILENAME
-    missing = [p.name for p in (onnx_path, golden_path) if not p.is_file()]
-    if missing:
-        raise ModelError(
-            f"cached export {target} is incomplete (missing {', '.join(missing)}); "
-            "delete that directory and run again"
-        )
-    return ExportedModel(config=config, onnx_path=onnx_path, golden_path=golden_path,
-                         cached=cached)
+    return existing_export(config, target, cached=False)
 
 
 __all__ = [
-    "EXPORT_FORMAT_VERSION",
     "ExportedModel",
     "default_cache_dir",
     "ensure_exported",

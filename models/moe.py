@@ -12,6 +12,8 @@ dispatch picks, inside the graph (`torch.cond` -> ONNX `If`), between gathering 
 experts' weights per token (cheap when tokens * top_k <= num_experts, i.e. decode) and
 grouping tokens by expert into a padded `[N, C, H]` buffer (prefill); see
 /work/shared/notes/moe-dispatch-measurements.md for the measurements behind that choice.
+`dense` runs every expert (the baseline); `fused` exports the routed experts as ONNX Runtime's
+`com.microsoft::MoE` contrib op (see `fused.py`) and runs the sparse path in eager mode.
 """
 
 from __future__ import annotations
@@ -136,10 +138,16 @@ class RoutedExperts(nn.Module):
         """x [T, H], ids/weights [T, k] -> weighted sum of the chosen experts' outputs [T, H]."""
         if self.dispatch == "dense":
             return _dense(x, ids, weights, self.w1, self.w3, self.w2)
+        operands = (x, ids, weights, self.w1, self.w3, self.w2)
+        traced = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+        if self.dispatch == "fused" and traced:
+            # One ORT `com.microsoft::MoE` node; eager computes the same sum the sparse way.
+            from .fused import fused_dispatch
+
+            return fused_dispatch(*operands)
         # Gather per token when the per-token weight copies are fewer than all experts.
         small = x.shape[0] * self.top_k <= self.num_experts
-        operands = (x, ids, weights, self.w1, self.w3, self.w2)
-        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        if traced:
             # Traced: keep both forms in the graph (ONNX `If`), chosen at run time.
             return torch.cond(small, _gather_per_token, _grouped_by_expert, operands)
         # Eager: torch.cond would compile; a plain branch computes the same thing.

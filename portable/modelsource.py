@@ -83,9 +83,13 @@ def resolve(
     config = apply_overrides(get_preset(spec), overrides)
     if dispatch:
         config = apply_overrides(config, [f"dispatch={dispatch}"])
-    from portable.models.export import ensure_exported
+    from portable.models.cache import cached_export
 
-    exported = ensure_exported(config)
+    exported = cached_export(config)
+    if exported is None:  # only a cache miss pays for importing torch
+        from portable.models.export import ensure_exported
+
+        exported = ensure_exported(config)
     name = spec if config == get_preset(spec) else f"{spec}+{config.cache_key()}"
     return ModelSource(
         name, exported.onnx_path, "preset", exported.golden_path, exported.config.to_dict()

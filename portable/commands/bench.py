@@ -17,6 +17,7 @@ import click
 from portable import errors, registry
 from portable.commands import CliError, progress_bar, stderr
 from portable.commands.inputopts import input_options, input_spec, preflight
+from portable.models.config import DISPATCHES
 
 
 def _split_options(items: Sequence[str], backends: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -127,8 +128,9 @@ def _check_writable(output: Path | None) -> None:
               help="A reference preset (moe-tiny, moe-small, moe-base) or a path to an .onnx file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a preset's config field (repeatable).")
-@click.option("--dispatch", type=click.Choice(["sparse", "dense"]), default=None,
-              help="MoE dispatch for a preset.")
+@click.option("--dispatch", type=click.Choice(DISPATCHES), default=None,
+              help="MoE dispatch for a preset (fused: ONNX Runtime's com.microsoft::MoE, "
+                   "ORT backends only).")
 @click.option("--scenario", type=click.Choice(SCENARIOS), default="latency", show_default=True,
               help="latency: one request at a time; throughput: a sweep over --batch sizes; "
                    "server: Poisson arrivals at --rate, driven by MLPerf LoadGen.")

@@ -11,6 +11,7 @@ import click
 
 from portable import errors
 from portable.commands import CliError, stderr
+from portable.models.config import DISPATCHES
 
 
 @click.command("export")
@@ -18,8 +19,9 @@ from portable.commands import CliError, stderr
               help="Reference model preset (moe-tiny, moe-small, moe-base).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config field, e.g. --set num_experts=64. Repeatable.")
-@click.option("--dispatch", type=click.Choice(["sparse", "dense"]), default=None,
-              help="MoE dispatch: sparse (only chosen experts run) or dense (all experts).")
+@click.option("--dispatch", type=click.Choice(DISPATCHES), default=None,
+              help="MoE dispatch: sparse (only chosen experts run), dense (all experts) or "
+                   "fused (ONNX Runtime's com.microsoft::MoE op; ORT backends only).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the model here (and NAME.golden.npz beside it). "
                    "Default: print the cached file's path.")
