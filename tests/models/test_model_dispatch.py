@@ -146,13 +146,15 @@ def test_sparse_decode_cost_does_not_grow_like_dense(tmp_path):
             config = dataclasses.replace(base, num_experts=n, dispatch=dispatch)
             paths[(dispatch, n)] = export_onnx(config, tmp_path / f"{dispatch}{n}.onnx")
     adapter = registry.create("ort-cpu")
-    sessions = {key: adapter.load(path, SessionConfig(threads=2)) for key, path in paths.items()}
+    # One thread: a busy second core (CI, other jobs) then slows every case alike.
+    sessions = {key: adapter.load(path, SessionConfig(threads=1)) for key, path in paths.items()}
     samples: dict = {key: [] for key in paths}
-    for _ in range(5):  # interleaved rounds: load bursts hit every case alike
+    for _ in range(9):  # interleaved rounds: load bursts hit every case alike
         for key, session in sessions.items():
             samples[key].append(_decode_burst_ns(session))
     p50 = {key: statistics.median(values) for key, values in samples.items()}
     sparse_growth = p50[("sparse", 64)] / p50[("sparse", 8)]
     dense_growth = p50[("dense", 64)] / p50[("dense", 8)]
-    assert sparse_growth < 2.0, p50
+    # Measured quiet: sparse ~1.0-1.3x, dense ~9x. The margins absorb a noisy machine.
+    assert sparse_growth < 2.5, p50
     assert sparse_growth * 2 < dense_growth, p50
