@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from portable import errors, registry
 
 
 class CliError(click.ClickException):
@@ -49,3 +52,36 @@ def progress_bar(total: int, quiet: bool = False) -> Iterator[Callable[[str], No
 
         yield advance
         progress.update(task, advance=1)
+
+
+def split_backend_options(
+    items: Sequence[str], backends: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """`-o [BACKEND:]KEY=VALUE` into per-backend option maps (no prefix: every backend)."""
+    per_backend: dict[str, dict[str, str]] = {name: {} for name in backends}
+    for item in items:
+        target, assignment = item.split(":", 1) if ":" in item.partition("=")[0] else ("", item)
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected [BACKEND:]KEY=VALUE", param_hint="-o")
+        names = [registry.canonical_name(target)] if target else list(backends)
+        for name in names:
+            if name not in per_backend:
+                raise click.BadParameter(f"{item!r}: {target} is not a --backend of this run",
+                                         param_hint="-o")
+            per_backend[name][key.strip()] = value.strip()
+    return per_backend
+
+
+def exit_code_for(cells: Sequence[dict[str, Any]]) -> int:
+    """The exit code a run of these cells ends with: crashes, then unavailability, then checks."""
+    statuses = {cell["status"] for cell in cells}
+    if statuses & {"crashed", "timeout", "error"}:
+        return errors.EXIT_CRASHED
+    if statuses & {"unavailable", "unsupported"}:
+        return errors.EXIT_UNAVAILABLE
+    from portable.crosscheck import failed
+
+    if any(cell.get("parity") and not cell["parity"]["passed"] or failed(cell) for cell in cells):
+        return errors.EXIT_CHECK_FAILED
+    return errors.EXIT_OK

@@ -8,34 +8,21 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from portable import errors, registry
-from portable.commands import CliError, progress_bar, stderr
+from portable.commands import (
+    CliError,
+    exit_code_for,
+    progress_bar,
+    split_backend_options,
+    stderr,
+)
 from portable.commands.inputopts import input_options, input_spec, preflight
 from portable.models.config import DISPATCHES
-
-
-def _split_options(items: Sequence[str], backends: Sequence[str]) -> dict[str, dict[str, str]]:
-    """`-o [BACKEND:]KEY=VALUE` into per-backend option maps (no prefix: every backend)."""
-    per_backend: dict[str, dict[str, str]] = {name: {} for name in backends}
-    for item in items:
-        target, assignment = item.split(":", 1) if ":" in item.partition("=")[0] else ("", item)
-        key, sep, value = assignment.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected [BACKEND:]KEY=VALUE", param_hint="-o")
-        names = [registry.canonical_name(target)] if target else list(backends)
-        for name in names:
-            if name not in per_backend:
-                raise click.BadParameter(f"{item!r}: {target} is not a --backend of this run",
-                                         param_hint="-o")
-            per_backend[name][key.strip()] = value.strip()
-    return per_backend
-
 
 SCENARIOS = ("latency", "throughput", "server")
 DEFAULT_BATCHES = {"latency": (1,), "throughput": (1, 4, 16, 64), "server": (1,)}
@@ -57,19 +44,6 @@ class BatchList(click.ParamType):
             if size < 1:
                 self.fail(f"{size} is not in the range x>=1", param, ctx)
         return tuple(dict.fromkeys(sizes))
-
-
-def _exit_code(cells: Sequence[dict[str, Any]]) -> int:
-    statuses = {cell["status"] for cell in cells}
-    if statuses & {"crashed", "timeout", "error"}:
-        return errors.EXIT_CRASHED
-    if statuses & {"unavailable", "unsupported"}:
-        return errors.EXIT_UNAVAILABLE
-    from portable.crosscheck import failed
-
-    if any(cell.get("parity") and not cell["parity"]["passed"] or failed(cell) for cell in cells):
-        return errors.EXIT_CHECK_FAILED
-    return errors.EXIT_OK
 
 
 def _report_cell(name: str, cell: dict[str, Any]) -> None:
@@ -206,7 +180,7 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
     from portable.results import best_throughput, build_document, write_atomic
 
     names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
-    per_backend = _split_options(option_items, names)
+    per_backend = split_backend_options(option_items, names)
     for name in names:
         # Unknown names and bad options end the run now (exit 2); a backend that is
         # unavailable is recorded in its row and the others still run.
@@ -272,7 +246,7 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
     stderr(f"result: {path}")
     if interrupted:
         sys.exit(errors.EXIT_INTERRUPTED)
-    code = _exit_code(cells)
+    code = exit_code_for(cells)
     if code:
         sys.exit(code)
 

@@ -12,8 +12,7 @@ from typing import Any
 import click
 
 from portable import errors, registry
-from portable.commands import stderr
-from portable.commands.bench import _exit_code, _split_options
+from portable.commands import exit_code_for, split_backend_options, stderr
 from portable.commands.inputopts import input_options, input_spec, preflight
 
 
@@ -104,7 +103,7 @@ def command(backend_names: tuple[str, ...], model: str, batch: int, seq: int, se
     names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
     if len(names) < 2:
         raise click.UsageError("check compares backends: give at least two --backend")
-    per_backend = _split_options(option_items, names)
+    per_backend = split_backend_options(option_items, names)
     for name in names:
         with contextlib.suppress(errors.BackendUnavailable, errors.AdapterLoadError):
             registry.create(name, per_backend[name])
@@ -119,7 +118,7 @@ def command(backend_names: tuple[str, ...], model: str, batch: int, seq: int, se
         cell = Cell(name, per_backend[name], source, settings, inputs=given, keep_outputs=True)
         cells.append(run_isolated(cell, timeout) if isolate else run_cell(cell))
     cross_check(cells)
-    code = _exit_code(cells)
+    code = exit_code_for(cells)
     if as_json:
         keys = ("backend", "options", "status", "error", "device", "inputs", "cross_parity")
         click.echo(json.dumps({
