@@ -122,8 +122,9 @@ class IoDevice:
 class OrtSession(Session):
     """An ORT session whose placement is read per node from ORT's own profiler.
 
-    Profiling is on from session creation and ended by the first `placement()` (or
-    `close()`), so it covers the first run only and never the timed loop.
+    Profiling is on from session creation and ends with the first `run()` (or at
+    `prepare()` when nothing ran before), so it covers one run and never a timed loop,
+    whether or not the caller ever asks for `placement()`.
     """
 
     def __init__(
@@ -159,10 +160,12 @@ class OrtSession(Session):
             if type(exc).__name__ in {"InvalidArgument", "Fail"} and "input" in str(exc).lower():
                 raise InputError(f"onnxruntime rejected the inputs: {exc}") from None
             raise
+        self.placement()  # the first run was profiled: read it and stop profiling
         return dict(zip(self._output_names, values, strict=True))
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], None]:
         """With an IO device: copy the inputs there once and keep outputs there (IO binding)."""
+        self.placement()  # never profile the timed step
         if self._io_device is None:
             return super().prepare(feeds)
         device = self._io_device

@@ -149,3 +149,19 @@ def test_same_device_providers_are_not_fallback(model):
     trt = OrtTensorrtAdapter({"device_id": "1", "trt_fp16_enable": "1"}).provider_list()
     assert trt == [("TensorrtExecutionProvider", {"device_id": "1", "trt_fp16_enable": "1"}),
                    ("CUDAExecutionProvider", {"device_id": "1"})]
+
+
+@pytest.mark.parametrize("first_call", ["run", "prepare"])
+def test_profiling_never_reaches_the_timed_step(model, first_call):
+    """Placement is read from a profile of one run; callers that never ask for placement()
+    (benchmark scripts, vendor harnesses) must not time a profiled session."""
+    session = OrtCpuAdapter().load(model, SessionConfig())
+    feeds = {"x": np.ones((2, 4), np.float32)}
+    if first_call == "run":
+        session.run(feeds)
+    step = session.prepare(feeds)
+    step()
+    assert session._sess.end_profiling() == ""  # the profiler had already been stopped
+    expected = {"cpu": 1} if first_call == "run" else {}
+    assert dict(session.placement().nodes_by_device) == expected
+    session.close()
