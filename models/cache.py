@@ -19,7 +19,7 @@ from portable.errors import ModelError
 from .config import MoEConfig
 
 #: Bump when the exported graph or the golden file changes for the same config and versions.
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2
 OPSET = 18
 MODEL_FILENAME = "model.onnx"
 GOLDEN_FILENAME = "golden.npz"

@@ -10,7 +10,8 @@
 Everything uses standard ONNX-exportable ops with dynamic batch and sequence sizes. Sparse
 dispatch picks, inside the graph (`torch.cond` -> ONNX `If`), between gathering the chosen
 experts' weights per token (cheap when tokens * top_k <= num_experts, i.e. decode) and
-grouping tokens by expert into a padded `[N, C, H]` buffer (prefill); see
+grouping tokens by expert into padded buffers (prefill): every expert padded to a common
+depth, plus an overflow tier for the most loaded experts' extra tokens; see
 /work/shared/notes/moe-dispatch-measurements.md for the measurements behind that choice.
 `dense` runs every expert (the baseline); `fused` exports the routed experts as ONNX Runtime's
 `com.microsoft::MoE` contrib op (see `fused.py`) and runs the sparse path in eager mode.
@@ -149,7 +150,12 @@ class RoutedExperts(nn.Module):
         small = x.shape[0] * self.top_k <= self.num_experts
         if traced:
             # Traced: keep both forms in the graph (ONNX `If`), chosen at run time.
-            return torch.cond(small, _gather_per_token, _grouped_by_expert, operands)
+            tiers = _tiers(self.num_experts)
+
+            def grouped(*args: Tensor) -> Tensor:
+                return _grouped_by_expert(*args, tiers=tiers)
+
+            return torch.cond(small, _gather_per_token, grouped, operands)
         # Eager: torch.cond would compile; a plain branch computes the same thing.
         return _gather_per_token(*operands) if small else _grouped_by_expert(*operands)
 
@@ -172,25 +178,71 @@ def _gather_per_token(x: Tensor, ids: Tensor, weights: Tensor,
     return (y.reshape(t, k, h) * weights.unsqueeze(-1)).sum(dim=1)
 
 
+#: Overflow tiers above the all-expert tier hold the n // d most loaded experts, per d here.
+_TIER_DIVISORS = (16,)
+
+
+def _tiers(n: int) -> tuple[tuple[int, int], ...]:
+    """Per overflow tier, (m, i): it holds the m most loaded experts, and the load at
+    by-load position i bounds the tier below it (the largest load of an expert left out;
+    the smallest when there is one expert). m >= 2 when n allows: with m = 1 the exporter
+    folds a few size-1 ops away and the node count would depend on N."""
+    sizes = [min(n, max(2, n // d)) for d in _TIER_DIVISORS]
+    return tuple((m, min(m, n - 1)) for m in sizes)
+
+
 def _grouped_by_expert(x: Tensor, ids: Tensor, weights: Tensor,
-                       w1: Tensor, w3: Tensor, w2: Tensor) -> Tensor:
-    """Scatter tokens into a padded [N, C, H] buffer by expert, one batched matmul per
-    projection, gather the results back in token order. C = the largest group (data-dependent).
+                       w1: Tensor, w3: Tensor, w2: Tensor,
+                       tiers: tuple[tuple[int, int], ...] | None = None) -> Tensor:
+    """Group tokens by expert into padded buffers, one batched matmul per projection and
+    tier, gather the results back in token order.
+
+    Padding every expert to the largest group wastes most of the work when the load is
+    skewed, so the sorted load curve is covered by a staircase: tier 0 holds every expert
+    (weights used in place) padded to the load of the (m + 1)-th most loaded expert; the
+    overflow tier holds the rows beyond that of the m most loaded experts (weights
+    gathered: m = n/16 experts), padded to the largest load. Each tier is at least one row
+    deep, so no buffer is empty. Row counts are data-dependent; the node count is not.
     """
     t, h = x.shape
     k = ids.shape[1]
     n = w1.shape[0]
+    # Inside torch.cond the branch is traced with a symbolic n: the tiers come in as ints.
+    tiers = tiers if tiers is not None else _tiers(n)
     flat = ids.reshape(-1)  # [A = T*k], assignment a belongs to token a // k
-    one_hot = (flat.unsqueeze(1) == torch.arange(n, device=x.device).unsqueeze(0)).to(torch.int64)
+    arange_n = torch.arange(n, device=x.device)
+    one_hot = (flat.unsqueeze(1) == arange_n.unsqueeze(0)).to(torch.int64)
     rank = ((one_hot.cumsum(dim=0) - 1) * one_hot).sum(dim=1)  # position within its expert
-    capacity = one_hot.sum(dim=0).max().item()
-    torch._check(capacity >= 1)
-    torch._check(capacity <= t)
-    slot = flat * capacity + rank  # [A]
+    load, order = one_hot.sum(dim=0).topk(n)  # experts by load, descending
+    by_load = torch.zeros_like(order).scatter(0, order, arange_n)[flat]  # [A]
+    # Tier boundaries in rows, strictly increasing, the last >= the largest load.
+    bounds = [load[i] for _, i in tiers] + [load[0]]
+    tops, depths = [load.new_zeros(())], []
+    for bound in bounds:
+        tops.append(torch.maximum(bound, tops[-1] + 1))
+        depth = (tops[-1] - tops[-2]).item()
+        torch._check(depth >= 1)
+        torch._check(depth <= t + 1)
+        depths.append(depth)
+    # Each assignment's row in the tiers' buffers, stacked: tier 0 by expert id, the
+    # overflow tiers by load order.
+    slot = flat * depths[0] + rank
+    offset = n * depths[0]
+    for (m, _), top, depth in zip(tiers, tops[1:-1], depths[1:], strict=True):
+        slot = torch.where(rank >= top, offset + by_load * depth + (rank - top), slot)
+        offset = offset + m * depth
     xs = x.unsqueeze(1).expand(t, k, h).reshape(t * k, h)
-    buf = x.new_zeros(n * capacity, h).index_put((slot,), xs)
-    y = _swiglu_batched(buf.view(n, capacity, h), w1, w3, w2)  # [N, C, H]
-    y = y.reshape(n * capacity, h)[slot]  # [A, H] in token-major order
+    buf = x.new_zeros(offset, h).index_put((slot,), xs)
+    rows = n * depths[0]
+    ys = [_swiglu_batched(buf[:rows].reshape(n, depths[0], h), w1, w3, w2).reshape(rows, h)]
+    for (m, _), depth in zip(tiers, depths[1:], strict=True):
+        top = order[:m]
+        part = buf[rows:rows + m * depth].reshape(m, depth, h)
+        rows = rows + m * depth
+        y = _swiglu_batched(part, w1.index_select(0, top), w3.index_select(0, top),
+                            w2.index_select(0, top))
+        ys.append(y.reshape(m * depth, h))
+    y = torch.cat(ys)[slot]  # [A, H] in token-major order
     return (y.reshape(t, k, h) * weights.unsqueeze(-1)).sum(dim=1)
 
 
@@ -291,8 +343,11 @@ def _init_weights(model: MoETransformer, seed: int) -> None:
                 p.copy_(noise * std)
         for name, buf in model.named_buffers():
             if name.endswith("e_score_correction_bias"):
-                # Comparable to the spread of sigmoid scores, so it changes some choices.
-                buf.copy_((torch.rand(buf.shape, generator=g) - 0.5) * 0.2)
+                # DeepSeek-V3 learns this bias to balance the load; a random one can only
+                # skew it. +-0.01 is small next to the spread of sigmoid scores (~0.2 with
+                # these weights), so it changes some choices without dominating them: at
+                # +-0.1, 46 of 64 experts got tokens at prefill and the largest group was 23.
+                buf.copy_((torch.rand(buf.shape, generator=g) - 0.5) * 0.02)
 
 
 def build_model(config: MoEConfig) -> MoETransformer:

@@ -158,3 +158,20 @@ def test_sparse_decode_cost_does_not_grow_like_dense(tmp_path):
     # Measured quiet: sparse ~1.0-1.3x, dense ~9x. The margins absorb a noisy machine.
     assert sparse_growth < 2.5, p50
     assert sparse_growth * 2 < dense_growth, p50
+
+
+def _node_count(graph) -> int:
+    """Nodes of a graph and, recursively, of its subgraphs (the `If` branches)."""
+    return sum(1 + sum(_node_count(a.g) for a in node.attribute
+                       if a.type == onnx.AttributeProto.GRAPH)
+               for node in graph.node)
+
+
+@pytest.mark.slow
+def test_sparse_node_count_does_not_depend_on_the_number_of_experts(tmp_path, tiny_config):
+    """Sparse dispatch (both `If` branches, overflow tier included) is O(1) nodes in N."""
+    counts = set()
+    for n in (8, 64):
+        config = dataclasses.replace(tiny_config, num_experts=n, n_groups=1, topk_groups=1)
+        counts.add(_node_count(onnx.load(str(export_onnx(config, tmp_path / f"{n}.onnx"))).graph))
+    assert len(counts) == 1, counts

@@ -174,3 +174,41 @@ def test_init_does_not_touch_global_rng(tiny_config):
     model = build_model(tiny_config)
     _init_weights(model, 5)
     assert torch.equal(torch.rand(4), expected)
+
+
+def _random_experts(n, hidden, inter, seed):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(shape, generator=g) / shape[-1] ** 0.5
+                 for shape in ((n, inter, hidden), (n, inter, hidden), (n, hidden, inter)))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize(("n", "k", "tokens", "load"), [
+    (64, 2, 128, "skewed"),   # a few experts take most tokens: every tier is used
+    (64, 2, 128, "uniform"),  # equal loads: the overflow tiers are one padding row deep
+    (64, 2, 128, "one-hot"),  # every token picks experts 0 and 1
+    (16, 3, 9, "random"),
+    (8, 2, 5, "random"),
+    (3, 2, 4, "random"),      # the tiers hold one expert each
+    (2, 1, 6, "random"),
+    (1, 1, 3, "random"),      # a single expert: no expert below the tiers to bound them
+])
+def test_grouped_tiers_match_dense(n, k, tokens, load):
+    """The tiered grouped buffers compute the same sum as dense for any load shape."""
+    hidden, inter = 32, 16
+    g = torch.Generator().manual_seed(n * 100 + tokens)
+    x = torch.randn(tokens, hidden, generator=g)
+    if load == "skewed":
+        # Zipf-like preferences: expert e is drawn with weight 1 / (e + 1).
+        p = 1.0 / torch.arange(1, n + 1, dtype=torch.float64)
+        ids = torch.stack([torch.multinomial(p, k, generator=g) for _ in range(tokens)])
+    elif load == "uniform":
+        ids = (torch.arange(tokens * k) % n).view(tokens, k)
+    elif load == "one-hot":
+        ids = torch.arange(k).expand(tokens, k)
+    else:
+        ids = torch.stack([torch.randperm(n, generator=g)[:k] for _ in range(tokens)])
+    ids = ids.sort(dim=-1).values
+    weights = torch.rand(tokens, k, generator=g)
+    args = (x, ids, weights, *_random_experts(n, hidden, inter, seed=n))
+    torch.testing.assert_close(_grouped_by_expert(*args), _dense(*args), rtol=0, atol=1e-5)
