@@ -115,9 +115,14 @@ def expert_weight_bytes(config: MoEConfig) -> int:
 
 
 def profile_prefill(onnx_path: Path, n: int, threads: int, runs: int = 10) -> dict[str, float]:
-    """Per-run ms of the expert MatMuls (rank-3 weights of leading dim N), of the fused MoE
+    """Per-run ms of the expert MatMuls (batched over experts: an input whose last two dims
+    are the expert weight's, hidden x expert_intermediate either way round), of the fused MoE
     nodes, and of all nodes, from ONNX Runtime's profiler at prefill."""
     import onnxruntime as ort
+
+    config = config_for(n, "sparse")
+    expert_dims = {(config.hidden, config.expert_intermediate),
+                   (config.expert_intermediate, config.hidden)}
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -141,18 +146,30 @@ def profile_prefill(onnx_path: Path, n: int, threads: int, runs: int = 10) -> di
             continue
         totals["all"].append(dur_ms)
         totals[f"op:{op}"].append(dur_ms)
-        if op == "MatMul" and any(len(s) == 3 and s[0] == n for s in shapes):
+        if op in ("MatMul", "FusedMatMul") and any(
+            len(s) == 3 and tuple(s[1:]) in expert_dims for s in shapes
+        ):
             totals["expert_matmul"].append(dur_ms)
         if op == "MoE":
             totals["fused_moe"].append(dur_ms)
     # The first two runs are warm-up; the profile holds all, so scale sums per run.
     result = {key: sum(values) / (runs + 2) for key, values in totals.items()}
-    # The grouped sparse form pads every expert's group to the largest one: its batched
-    # matmuls do (largest group * N) / (tokens * k) times the useful work.
+    # Rows the grouped sparse form multiplies per useful row (models/moe.py,
+    # _grouped_by_expert): every expert padded to the (m+1)-th largest load, plus an
+    # overflow tier of the m most loaded experts padded to the largest.
     loads = [np.bincount(layer.ravel(), minlength=n) for layer in outputs["expert_ids"]]
-    result["padding"] = float(np.mean([load.max() * n / load.sum() for load in loads]))
+    m = min(n, max(2, n // 16))
+    result["padding"] = float(np.mean([_tiered_rows(np.sort(load)[::-1], m) / load.sum()
+                                       for load in loads]))
     result["experts_used"] = float(np.mean([np.count_nonzero(load) for load in loads]))
     return result
+
+
+def _tiered_rows(desc_load: np.ndarray, m: int) -> int:
+    n = len(desc_load)
+    depth0 = max(int(desc_load[min(m, n - 1)]), 1)
+    depth1 = max(int(desc_load[0]) - depth0, 1)
+    return n * depth0 + m * depth1
 
 
 def export_seconds(n: int) -> float:
@@ -225,9 +242,10 @@ def render(lat: dict[tuple[str, str, int], float], figures: dict[str, float],
     lines += [
         "",
         f"At prefill N=64, {sparse['experts_used']:.0f} of 64 experts receive tokens per layer "
-        "(their weights must all be read), and the sparse form's grouped buffer pads every "
-        f"expert to the largest group: its batched matmuls do {sparse['padding']:.1f}x the "
-        "useful work. Reading only the experts used takes at least "
+        "(their weights must all be read); the sparse form's grouped buffers (every expert "
+        "padded to a common depth plus an overflow tier for the most loaded) make its batched "
+        f"matmuls do {sparse['padding']:.1f}x the useful work. Reading only the experts used "
+        "takes at least "
         f"{floor * sparse['experts_used'] / 64:.2f} ms.",
     ]
     lines += ["", "Where the profiled prefill time goes, by op type (ms per run, top 6):", ""]
