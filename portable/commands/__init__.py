@@ -85,3 +85,18 @@ def exit_code_for(cells: Sequence[dict[str, Any]]) -> int:
     if any(cell.get("parity") and not cell["parity"]["passed"] or failed(cell) for cell in cells):
         return errors.EXIT_CHECK_FAILED
     return errors.EXIT_OK
+
+
+def preset_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--set KEY=VALUE` and `--dispatch`: how a reference preset is varied (export, bench)."""
+    from portable.models.config import DISPATCHES
+
+    command = click.option(
+        "--dispatch", type=click.Choice(DISPATCHES), default=None,
+        help="MoE dispatch of a preset: sparse (only chosen experts run), dense (all experts) "
+             "or fused (ONNX Runtime's com.microsoft::MoE op; ORT backends only).",
+    )(command)
+    return click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+        help="Override a preset's config field, e.g. --set num_experts=64. Repeatable.",
+    )(command)

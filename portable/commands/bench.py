@@ -17,12 +17,12 @@ from portable import errors, registry
 from portable.commands import (
     CliError,
     exit_code_for,
+    preset_options,
     progress_bar,
     split_backend_options,
     stderr,
 )
 from portable.commands.inputopts import input_options, input_spec, preflight
-from portable.models.config import DISPATCHES
 
 SCENARIOS = ("latency", "throughput", "server")
 DEFAULT_BATCHES = {"latency": (1,), "throughput": (1, 4, 16, 64), "server": (1,)}
@@ -100,11 +100,7 @@ def _check_writable(output: Path | None) -> None:
               show_default=True, help="Backend to run (repeatable): cpu, torch, openvino, cuda.")
 @click.option("-m", "--model", default="moe-tiny", show_default=True,
               help="A reference preset (moe-tiny, moe-small, moe-base) or a path to an .onnx file.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a preset's config field (repeatable).")
-@click.option("--dispatch", type=click.Choice(DISPATCHES), default=None,
-              help="MoE dispatch for a preset (fused: ONNX Runtime's com.microsoft::MoE, "
-                   "ORT backends only).")
+@preset_options
 @click.option("--scenario", type=click.Choice(SCENARIOS), default="latency", show_default=True,
               help="latency: one request at a time; throughput: a sweep over --batch sizes; "
                    "server: Poisson arrivals at --rate, driven by MLPerf LoadGen.")

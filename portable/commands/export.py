@@ -10,18 +10,13 @@ from pathlib import Path
 import click
 
 from portable import errors
-from portable.commands import CliError, stderr
-from portable.models.config import DISPATCHES
+from portable.commands import CliError, preset_options, stderr
 
 
 @click.command("export")
 @click.option("--preset", default="moe-tiny", show_default=True,
               help="Reference model preset (moe-tiny, moe-small, moe-base).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config field, e.g. --set num_experts=64. Repeatable.")
-@click.option("--dispatch", type=click.Choice(DISPATCHES), default=None,
-              help="MoE dispatch: sparse (only chosen experts run), dense (all experts) or "
-                   "fused (ONNX Runtime's com.microsoft::MoE op; ORT backends only).")
+@preset_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the model here (and NAME.golden.npz beside it). "
                    "Default: print the cached file's path.")
