@@ -110,7 +110,6 @@ def measure_latency(
     min_ns = int(settings.min_duration_s * 1e9)
     max_ns = int(settings.max_duration_s * 1e9)
     started = clock()
-    elapsed = 0
     while True:
         t0 = clock()
         step()

@@ -60,31 +60,22 @@ def run_isolated(cell: Cell, timeout_s: float) -> dict[str, Any]:
         parent_conn.close()
     if result is not None:
         return result
-    failed = base_cell(cell)
     elapsed = time.monotonic() - started
     if proc.exitcode is None or elapsed >= timeout_s:
-        failed.update(
-            status=STATUS_TIMEOUT,
-            error={
-                "type": "Timeout",
-                "message": f"no result after {timeout_s:g}s; the child process was killed",
-                "hint": "raise --timeout, or check the backend for a hang",
-            },
-        )
+        status, kind = STATUS_TIMEOUT, "Timeout"
+        message = f"no result after {timeout_s:g}s; the child process was killed"
+        hint = "raise --timeout, or check the backend for a hang"
     else:
         how = (
             f"killed by {_signal_name(proc.exitcode)}"
             if proc.exitcode < 0
             else f"exited with code {proc.exitcode}"
         )
-        failed.update(
-            status=STATUS_CRASHED,
-            error={
-                "type": "Crash",
-                "message": f"the backend's process {how} before reporting a result",
-                "hint": "run with --no-isolate --debug to see where",
-            },
-        )
+        status, kind = STATUS_CRASHED, "Crash"
+        message = f"the backend's process {how} before reporting a result"
+        hint = "run with --no-isolate --debug to see where"
+    failed = base_cell(cell)
+    failed.update(status=status, error={"type": kind, "message": message, "hint": hint})
     return failed
 
 
