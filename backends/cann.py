@@ -13,8 +13,8 @@ from typing import Any
 from portable.adapter import DeviceInfo, Option, parse_non_negative_int
 from portable.environment import package_version
 from portable.errors import BackendUnavailable
-from portable.ort import OrtAdapter, parse_flag
-from portable.probing import VendorRuntime, device_nodes
+from portable.kit.ort import OrtAdapter, parse_flag
+from portable.kit.probing import VendorRuntime, device_nodes
 
 HINT = ("pip install 'portable[cann]' (onnxruntime-cann, needs numpy<2, instead of "
         "onnxruntime) on a host with Ascend NPUs, their driver and the CANN toolkit "
@@ -38,6 +38,8 @@ _KEEPS_FP32 = {"force_fp32", "must_keep_origin_dtype"}
 
 class CannAdapter(OrtAdapter):
     name = "cann"
+    aliases = ("ascend",)
+    packages = ("onnxruntime-cann",)
     provider = "CANNExecutionProvider"
     device_kind = "npu"
     install_hint = HINT

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,17 +27,19 @@ from portable.adapter import (
     Placement,
     Session,
     SessionConfig,
+    parse_bool,
 )
 from portable.errors import ModelError
 from portable.signature import read_signature
 
 
 class NullSession(Session):
-    def __init__(self, inputs, outputs, delay_s: float, fail: str):
+    def __init__(self, inputs, outputs, delay_s: float, fail: str, options: Mapping[str, Any]):
         self.inputs = inputs
         self.outputs = outputs
         self._delay_s = delay_s
         self._fail = fail
+        self._options = options
         self._dims: dict[str, int] = {}
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -61,6 +64,9 @@ class NullSession(Session):
         }
 
     def placement(self) -> Placement:
+        time.sleep(self._options["placement_delay_ms"] / 1000)
+        if self._options["fallback"]:
+            return Placement("null", {"null": 2, "cpu": 1}, ("Gather",), source="fake device")
         return Placement("null", {}, source="fake device")
 
 
@@ -72,9 +78,13 @@ class NullAdapter(Adapter):
         "delay_ms": Option("sleep this long in every run", float, 0.0),
         "fail": Option("fail on purpose", str, "never",
                        choices=("never", "load", "run", "segfault", "hang")),
+        "probe_delay_ms": Option("sleep this long in probe()", float, 0.0),
+        "placement_delay_ms": Option("sleep this long in placement()", float, 0.0),
+        "fallback": Option("report a node that ran on the CPU", parse_bool, False),
     }
 
     def probe(self) -> DeviceInfo:
+        time.sleep(self.options["probe_delay_ms"] / 1000)
         return DeviceInfo("null", "fake device for tests", runtime={})
 
     def capabilities(self) -> Capabilities:
@@ -84,6 +94,5 @@ class NullAdapter(Adapter):
         if self.options["fail"] == "load":
             raise ModelError("null backend asked to fail on load")
         sig = read_signature(model_path)
-        return NullSession(
-            sig.inputs, sig.outputs, self.options["delay_ms"] / 1000, self.options["fail"]
-        )
+        return NullSession(sig.inputs, sig.outputs, self.options["delay_ms"] / 1000,
+                           self.options["fail"], self.options)

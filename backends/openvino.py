@@ -78,7 +78,9 @@ class OpenVinoSession(Session):
 class OpenVinoAdapter(Adapter):
     name = "openvino"
     device_kind = "cpu"
-    priority = 5
+    aliases = ("ov",)
+    install_hint = HINT
+    packages = ("openvino",)
     vendor_modules = ("openvino",)
     option_spec = {
         "device": Option("OpenVINO device name", str, "CPU"),

@@ -9,13 +9,12 @@ is the device's, not host copies'.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from typing import Any
 
 from portable.adapter import DeviceInfo, Option, parse_non_negative_int
-from portable.ort import OrtAdapter, parse_flag
-from portable.probing import VendorRuntime, device_nodes
+from portable.kit.ort import OrtAdapter, parse_flag
+from portable.kit.probing import VendorRuntime, device_nodes, find_tool
 
 HINT = ("pip install 'portable[cuda]' (onnxruntime-gpu, instead of onnxruntime) "
         "with an NVIDIA driver")
@@ -32,7 +31,7 @@ NVIDIA_DRIVER = VendorRuntime(
 
 def query_gpus(*fields: str) -> list[list[str]]:
     """One row of `fields` per GPU from nvidia-smi (the driver's own tool); [] without it."""
-    smi = shutil.which("nvidia-smi")
+    smi = find_tool("nvidia-smi")
     if smi is None:
         return []
     try:
@@ -52,7 +51,8 @@ class OrtCudaAdapter(OrtAdapter):
     install_hint = HINT
     runtime = NVIDIA_DRIVER
     io_binding_device = "cuda"
-    priority = 20
+    aliases = ("cuda",)
+    packages = ("onnxruntime-gpu",)
     provider_option_spec = {
         "device_id": Option("CUDA device index", parse_non_negative_int, 0),
         "gpu_mem_limit": Option("size limit of the device memory arena, bytes",
@@ -99,7 +99,7 @@ class OrtTensorrtAdapter(OrtCudaAdapter):
     name = "ort-tensorrt"
     provider = "TensorrtExecutionProvider"
     same_device_providers = ("CUDAExecutionProvider",)
-    priority = 25
+    aliases = ("tensorrt",)
     provider_option_spec = {
         "device_id": OrtCudaAdapter.provider_option_spec["device_id"],
         "trt_max_workspace_size": Option("TensorRT workspace, bytes", parse_non_negative_int),

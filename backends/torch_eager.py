@@ -53,6 +53,8 @@ class TorchEagerSession(Session):
 
 class TorchEagerAdapter(Adapter):
     name = "torch"
+    install_hint = HINT
+    packages = ("torch",)
     device_kind = "cpu"
     vendor_modules = ("torch",)
 

@@ -1,7 +1,7 @@
 """Kunlunxin XPUs (XRE runtime): detection only; see portable.stub."""
 
-from portable.probing import VendorRuntime
-from portable.stub import VendorStubAdapter
+from portable.kit.probing import VendorRuntime
+from portable.kit.stub import VendorStubAdapter
 
 
 class XpuAdapter(VendorStubAdapter):

@@ -22,10 +22,10 @@ import numpy as np
 
 from portable import registry
 from portable.adapter import SessionConfig
-from portable.harness import BenchSettings, measure_latency
 from portable.inputs import make_feeds
 from portable.models.config import get_preset
 from portable.models.export import ensure_exported
+from portable.timing import BenchSettings, measure_latency
 
 TARGET = 1.02
 

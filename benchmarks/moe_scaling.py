@@ -32,9 +32,9 @@ import numpy as np
 
 from portable import registry
 from portable.adapter import SessionConfig
-from portable.harness import BenchSettings, measure_latency
 from portable.inputs import make_feeds
 from portable.models.config import MoEConfig, apply_overrides, get_preset, moe_layer_count
+from portable.timing import BenchSettings, measure_latency
 
 EXPERT_COUNTS = (8, 16, 32, 64)
 VARIANTS = ("dense", "sparse", "fused")

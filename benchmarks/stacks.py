@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from portable.harness import BenchSettings, Cell
-from portable.isolation import run_isolated
+from portable.launchers import ProcessLauncher
 from portable.modelsource import resolve
+from portable.run import BackendSpec, RunRequest, run
+from portable.timing import BenchSettings
 
 CONFIGS = (
     ("ort-cpu", {}),
@@ -49,7 +50,8 @@ def main() -> None:
     for round_index in range(args.rounds):
         order = CONFIGS[round_index % len(CONFIGS):] + CONFIGS[:round_index % len(CONFIGS)]
         for backend, options in order:
-            result = run_isolated(Cell(backend, options, source, settings), timeout_s=600)
+            request = RunRequest(source, (BackendSpec(backend, options),), settings=settings)
+            result = run(request, ProcessLauncher(600)).document["results"][0]
             name = label(backend, options)
             last[name] = result
             if result["status"] == "ok":

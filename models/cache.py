@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from portable.errors import ModelError
+from portable.paths import cache_dir
 
 from .config import MoEConfig
 
@@ -34,12 +34,8 @@ class ExportedModel:
 
 
 def default_cache_dir() -> Path:
-    """`$PORTABLE_CACHE`, else `$XDG_CACHE_HOME/portable`, else `~/.cache/portable`."""
-    if env := os.environ.get("PORTABLE_CACHE"):
-        return Path(env)
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg) / "portable"
-    return Path.home() / ".cache" / "portable"
+    """The cache folder of `portable.paths.cache_dir` (`$PORTABLE_CACHE`, ...)."""
+    return cache_dir()
 
 
 def _version(package: str) -> str:

@@ -175,9 +175,14 @@ class Adapter(abc.ABC):
     """A backend. Subclasses set the class attributes and implement probe/load/capabilities."""
 
     name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    """Other names users may give (``cpu`` for ``ort-cpu``); declared here, not in a table."""
+    install_hint: ClassVar[str] = ""
+    """What to install when the runtime is missing (also the hint of `BackendUnavailable`)."""
+    packages: ClassVar[tuple[str, ...]] = ()
+    """Distributions whose versions a result records (``onnxruntime``, ``openvino``)."""
     api_version: ClassVar[tuple[int, int]] = API_VERSION
     experimental: ClassVar[bool] = False
-    priority: ClassVar[int] = 0
     hidden: ClassVar[bool] = False
     """Hidden adapters (test fakes) are left out of listings unless asked for."""
     device_kind: ClassVar[str] = "cpu"

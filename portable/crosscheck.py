@@ -1,10 +1,10 @@
 """Parity across backends: every backend runs the same inputs; the first one is the reference.
 
 A user's model has no golden outputs, so the only honest reference is another
-stack. Cells asked to keep their outputs hand the arrays back from the child
-process under `OUTPUTS_KEY`; `cross_check` compares them at the per-dtype
-tolerance of `portable.parity`, writes the report into each cell as
-``cross_parity`` and drops the arrays, so the result file stays plain JSON.
+stack. Work items asked to keep their outputs hand the arrays back in
+`CellResult.outputs`; `cross_check` compares them at the per-dtype tolerance of
+`portable.parity`, writes the report into each result as ``cross_parity`` and
+drops the arrays, so the result file stays plain JSON.
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ from typing import Any
 import numpy as np
 
 from portable.parity import coarser, compare
-
-OUTPUTS_KEY = "outputs"
-"""Key of the in-memory output arrays in a cell; never written to a result file."""
+from portable.records import CellResult
 
 
-def cell_label(cell: Mapping[str, Any]) -> str:
+def cell_label(cell: Mapping[str, Any] | CellResult) -> str:
     """The backend's name, with its options when it has any (the same backend may run twice)."""
-    options = cell.get("options") or {}
+    backend, options = ((cell.backend, cell.options) if isinstance(cell, CellResult)
+                        else (cell["backend"], cell.get("options") or {}))
     if not options:
-        return str(cell["backend"])
-    return f"{cell['backend']}({','.join(f'{k}={v}' for k, v in sorted(options.items()))})"
+        return str(backend)
+    return f"{backend}({','.join(f'{k}={v}' for k, v in sorted(options.items()))})"
 
 
 def _nonfinite(outputs: Mapping[str, np.ndarray]) -> dict[str, int]:
@@ -37,40 +36,35 @@ def _nonfinite(outputs: Mapping[str, np.ndarray]) -> dict[str, int]:
     return counts
 
 
-def cross_check(cells: Sequence[dict[str, Any]]) -> None:
-    """Compare each cell that ran with the first that ran; set ``cross_parity``; drop arrays.
+def cross_check(results: Sequence[CellResult]) -> None:
+    """Compare each result that ran with the first that ran; set ``cross_parity``; drop arrays.
 
-    The reference cell's report says it is the reference and counts its NaN/Inf.
-    A compared cell fails when any output is outside tolerance or missing, or when
-    its inputs (by digest) differ from the reference's. With fewer than two cells
-    that ran, nothing is compared and no cell gets ``cross_parity``.
+    The reference's report says it is the reference and counts its NaN/Inf. A
+    compared result fails when any output is outside tolerance or missing, or when
+    its inputs (by digest) differ from the reference's. With fewer than two results
+    that ran, nothing is compared and no result gets ``cross_parity``.
     """
-    outputs = [cell.pop(OUTPUTS_KEY, None) for cell in cells]
-    ran = [(cell, out) for cell, out in zip(cells, outputs, strict=True) if out is not None]
+    ran = [(r, r.outputs) for r in results if r.outputs is not None]
+    for result in results:
+        result.outputs = None
     if len(ran) < 2:
         return
-    (ref_cell, ref_out), rest = ran[0], ran[1:]
-    reference = cell_label(ref_cell)
-    ref_cell["cross_parity"] = {
+    (ref, ref_out), rest = ran[0], ran[1:]
+    reference = cell_label(ref)
+    ref.cross_parity = {
         "reference": reference,
         "role": "reference",
         "passed": True,
         "nonfinite": _nonfinite(ref_out),
     }
-    for cell, out in rest:
+    for result, out in rest:
         # Both sides' compute precision (bf16, fp16, ...) loosens the tolerance.
-        precision = coarser(cell.get("compute_precision"), ref_cell.get("compute_precision"))
+        precision = coarser(result.compute_precision, ref.compute_precision)
         report = compare(out, ref_out, f"{reference} outputs", precision).to_dict()
         report["role"] = "compared"
-        ref_inputs = ref_cell.get("inputs", {})
-        differ = [n for n in ref_inputs if (cell.get("inputs") or {}).get(n) != ref_inputs[n]]
+        ref_inputs = ref.inputs or {}
+        differ = [n for n in ref_inputs if (result.inputs or {}).get(n) != ref_inputs[n]]
         if differ:
             report["passed"] = False
             report["note"] = f"inputs differ from the reference's: {', '.join(differ)}"
-        cell["cross_parity"] = report
-
-
-def failed(cell: Mapping[str, Any]) -> bool:
-    """Whether the cell's cross-backend parity check ran and failed."""
-    report = cell.get("cross_parity")
-    return bool(report) and not report["passed"]
+        result.cross_parity = report

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from functools import cache
 from importlib import metadata
 from typing import Any
 
 import portable
 
-PACKAGES = ("onnx", "onnxruntime", "onnxscript", "torch", "numpy", "openvino", "click")
+#: What every run uses; adapters add the distributions they declare (`Adapter.packages`).
+PACKAGES = ("onnx", "numpy", "click")
 
 
 @cache
@@ -37,8 +39,8 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def capture() -> dict[str, Any]:
-    versions = {name: package_version(name) for name in PACKAGES}
+def capture(packages: Sequence[str] = ()) -> dict[str, Any]:
+    versions = {name: package_version(name) for name in dict.fromkeys((*PACKAGES, *packages))}
     return {
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),

@@ -82,5 +82,9 @@ class BackendCrashed(PortableError):
     exit_code = EXIT_CRASHED
 
 
+class OutputError(PortableError):
+    """A result cannot be written where asked (checked before measuring)."""
+
+
 class ResultFileError(PortableError):
     """A result file is unreadable, of another schema version, or fails validation."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from portable import reference
 from portable.adapter import Dim, TensorSpec
 from portable.errors import InputError
 from portable.signature import Signature
@@ -320,18 +321,18 @@ def make_feeds(
 ) -> dict[str, np.ndarray]:
     """Seeded inputs for every model input, with the user's shapes, dims and data applied.
 
-    Token ids of the reference model stay inside its vocabulary, and integer inputs
-    that index a tensor (`index_bounds`, from the signature) stay inside it. Every
+    Token ids of a reference model stay inside its vocabulary (`portable.reference`), and
+    integer inputs that index a tensor (`index_bounds`, from the signature) stay inside it. Every
     backend that gets the same specs, sizes, seed and `given` gets the same arrays.
     """
     given = given or InputSpec()
     shapes = plan_shapes(specs, batch, seq, given)
     supplied = _supplied(specs, given)
     rng = np.random.default_rng(seed)
-    vocab = int(reference_config["vocab_size"]) if reference_config else None
+    bounds = {**reference.index_bounds(reference_config), **(index_bounds or {})}
     feeds = {}
     for spec in specs:
-        high = (index_bounds or {}).get(spec.name, vocab)
+        high = bounds.get(spec.name)
         generated = random_array(spec, shapes[spec.name], rng, high=high)  # keeps rng in step
         if spec.name in supplied:
             feeds[spec.name] = _fit(spec, supplied[spec.name], shapes[spec.name],

@@ -78,22 +78,15 @@ def resolve(
         if overrides or dispatch:
             raise ModelError("--set and --dispatch apply to presets, not to an ONNX file")
         return from_file(Path(spec))
-    from portable.models.config import apply_overrides, get_preset
+    from portable import reference
 
-    config = apply_overrides(get_preset(spec), overrides)
-    if dispatch:
-        config = apply_overrides(config, [f"dispatch={dispatch}"])
-    from portable.models.cache import cached_export
-
-    exported = cached_export(config)
-    if exported is None:  # only a cache miss pays for importing torch
-        from portable.models.export import ensure_exported
-
-        exported = ensure_exported(config)
-    name = spec if config == get_preset(spec) else f"{spec}+{config.cache_key()}"
-    return ModelSource(
-        name, exported.onnx_path, "preset", exported.golden_path, exported.config.to_dict()
-    )
+    found = reference.hook()
+    if found is None or spec not in found.presets:
+        known = ", ".join(found.presets) if found else "none (no reference model installed)"
+        raise ModelError(f"unknown model preset {spec!r}; known presets: {known}; "
+                         "or give the path of an .onnx file")
+    name, path, golden, config = found.export(spec, overrides, dispatch)
+    return ModelSource(name, path, "preset", golden, config)
 
 
 def from_file(path: Path) -> ModelSource:

@@ -1,16 +1,17 @@
 """Finding adapters: entry points in the group ``portable.backends``, one loaded per lookup.
 
 Built-in and vendor adapters register the same way. Listing names imports nothing;
-looking up a name imports only that adapter's module. A table of known stacks that
-are not installed turns "unknown backend" into "install this". ``PORTABLE_BACKENDS``
-(comma-separated names) narrows what loads.
+looking up a name imports only that adapter's module. Names, aliases (``cpu``) and
+install hints live on the adapter classes, not in a table here; an alias is looked
+up among in-tree adapters first. ``PORTABLE_BACKENDS`` (comma-separated names)
+narrows what loads.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -22,30 +23,35 @@ log = logging.getLogger(__name__)
 GROUP = "portable.backends"
 ENV_FILTER = "PORTABLE_BACKENDS"
 
-ALIASES: Mapping[str, str] = {
-    "cpu": "ort-cpu",
-    "cuda": "ort-cuda",
-    "tensorrt": "ort-tensorrt",
-    "ascend": "cann",
-    "ov": "openvino",
-}
+BUILTIN_DISTRIBUTION = "portable"
+"""The distribution whose entry points are the in-tree adapters (searched first for aliases)."""
 
-#: Stacks portable knows of, with what to install when their adapter is absent.
-KNOWN_BACKENDS: Mapping[str, str] = {
-    "openvino": "pip install 'portable[openvino]'",
-    "ort-cuda": "pip install 'portable[cuda]' on a machine with an NVIDIA GPU and CUDA",
-    "ort-tensorrt": "pip install 'portable[cuda]' and TensorRT on a machine with an NVIDIA GPU",
-    "cann": "pip install 'portable[cann]' on a host with Huawei Ascend NPUs and the CANN toolkit",
-    "musa": "install the Moore Threads MUSA toolkit and driver, then the portable MUSA adapter",
-    "dcu": "install Hygon DTK (ROCm-compatible) and driver, then the portable DCU adapter",
-    "xpu": "install the Kunlunxin XPU runtime (XRE) and driver, then the portable XPU adapter",
-    "gcu": "install the Enflame TopsRider SDK and driver, then the portable GCU adapter",
-}
+
+def _adapter_classes() -> Iterator[tuple[str, type[Adapter]]]:
+    """(name, class) of installed adapters, in-tree ones first; ones that fail to load skipped."""
+    eps = sorted(_entry_points(apply_filter=False).values(),
+                 key=lambda ep: (getattr(ep.dist, "name", None) != BUILTIN_DISTRIBUTION, ep.name))
+    for ep in eps:
+        try:
+            yield ep.name, load_adapter_class(ep.name, apply_filter=False)
+        except PortableError:
+            continue
 
 
 def canonical_name(name: str) -> str:
+    """The registry name for `name` or for an alias an adapter class declares (``cpu``)."""
     lowered = name.strip().lower()
-    return ALIASES.get(lowered, lowered)
+    if lowered in _entry_points(apply_filter=False):
+        return lowered
+    for registered, cls in _adapter_classes():
+        if lowered in cls.aliases:
+            return registered
+    return lowered
+
+
+def aliases() -> dict[str, str]:
+    """Every alias adapters declare, mapped to its registry name (imports every adapter)."""
+    return {alias: name for name, cls in _adapter_classes() for alias in cls.aliases}
 
 
 def _enabled_filter() -> set[str] | None:
@@ -78,26 +84,17 @@ def installed_names() -> list[str]:
     return sorted(_entry_points())
 
 
-def known_names() -> list[str]:
-    """Installed adapters plus known stacks that can be installed."""
-    return sorted(set(installed_names()) | set(KNOWN_BACKENDS))
-
-
-def load_adapter_class(name: str) -> type[Adapter]:
+def load_adapter_class(name: str, apply_filter: bool = True) -> type[Adapter]:
     """Import and check the one adapter registered as `name` (aliases accepted)."""
     canonical = canonical_name(name)
-    eps = _entry_points()
+    eps = _entry_points(apply_filter)
     if canonical not in eps:
         if canonical in _entry_points(apply_filter=False):
             raise BackendUnavailable(
                 f"backend {canonical!r} is disabled by {ENV_FILTER}={os.environ[ENV_FILTER]!r}",
                 f"add {canonical} to {ENV_FILTER} or unset it",
             )
-        if canonical in KNOWN_BACKENDS:
-            raise BackendUnavailable(
-                "not installed", KNOWN_BACKENDS[canonical]
-            )
-        raise BackendNotFound(name, set(eps) | set(KNOWN_BACKENDS) | set(ALIASES))
+        raise BackendNotFound(name, set(_entry_points(apply_filter=False)) | set(aliases()))
     ep = eps[canonical]
     try:
         cls = ep.load()
@@ -181,6 +178,17 @@ def status(name: str) -> BackendStatus:
 
 
 def survey(include_hidden: bool = False) -> list[BackendStatus]:
-    """Status of every installed and known backend, for `portable backends`."""
-    rows = [status(name) for name in known_names()]
+    """Status of every installed backend, for `portable backends`."""
+    rows = [status(name) for name in installed_names()]
     return [row for row in rows if include_hidden or not row.hidden]
+
+
+def declared_packages(names: Iterable[str]) -> list[str]:
+    """Distributions the named adapters declare (`Adapter.packages`), for result environments."""
+    found: list[str] = []
+    for name in names:
+        try:
+            found.extend(load_adapter_class(name).packages)
+        except PortableError:
+            continue
+    return list(dict.fromkeys(found))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -13,30 +14,87 @@ from pathlib import Path
 from typing import Any
 
 from portable import environment
-from portable.errors import ResultFileError
+from portable.errors import OutputError, ResultFileError
 
 SCHEMA_VERSION = 1
 KIND = "portable.bench"
 
 
 def build_document(
-    model: dict[str, Any], settings: dict[str, Any], cells: Sequence[dict[str, Any]]
+    model: dict[str, Any], settings: dict[str, Any], cells: Sequence[dict[str, Any]],
+    packages: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """A result document; `packages` are the distributions the run's adapters declare."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "environment": environment.capture(),
+        "environment": environment.capture(packages),
         "model": model,
         "settings": settings,
         "results": list(cells),
     }
 
 
+DEFAULT_FOLDER = Path("results")
+_NAME_MAX = 255
+_TMP_EXTRA = len(".") + len(".") + 8 + len(".tmp")
+"""What `write_text_atomic`'s temporary name adds to the final one."""
+
+
 def default_path(directory: Path, document: dict[str, Any]) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     backends = "+".join(sorted({c["backend"] for c in document["results"]})) or "none"
-    return directory / f"{stamp}-{document['model']['name']}-{backends}.json"
+    name = f"{stamp}-{document['model']['name']}-{backends}"
+    budget = _NAME_MAX - _TMP_EXTRA - len(".json")
+    return directory / f"{name.encode()[:budget].decode(errors='ignore')}.json"
+
+
+def check_output(output: Path | None) -> None:
+    """Refuse, before anything is measured, an output the result could not be written to.
+
+    `output` is a ``.json`` file, a folder, or None (``results/``).
+    """
+    if output is not None and output.suffix and output.suffix != ".json":
+        raise OutputError(f"--output {output}: a result file must end in .json "
+                          "(or give a folder); export CSV with `portable export-results`")
+    is_file = output is not None and output.suffix == ".json"
+    folder = (output.parent if is_file else output) or DEFAULT_FOLDER
+    if is_file:
+        if output.is_dir():
+            raise OutputError(f"--output {output}: is a directory; give a file name or "
+                              "drop the .json suffix to write into it")
+        if len(output.name.encode()) + _TMP_EXTRA > _NAME_MAX:
+            raise OutputError(f"--output: the file name is too long ({len(output.name)} "
+                              f"characters; at most {_NAME_MAX - _TMP_EXTRA})")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write results to {folder}: not a writable folder")
+
+
+def output_path(output: Path | None, document: dict[str, Any]) -> Path:
+    if output is not None and output.suffix == ".json":
+        return output
+    return default_path(output or DEFAULT_FOLDER, document)
+
+
+def save(output: Path | None, document: dict[str, Any]) -> tuple[Path, str | None]:
+    """Write the document where asked; if that fails, to a fallback file, never discarding it.
+
+    Returns the path written and, when the fallback was used, why the asked-for path failed.
+    """
+    path = output_path(output, document)
+    try:
+        return write_atomic(path, document), None
+    except OSError as exc:
+        problem = f"cannot write {path}: {exc.strerror or exc}"
+    for folder in (DEFAULT_FOLDER, Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError):
+            return write_atomic(default_path(folder, document), document), problem
+    raise OutputError(f"{problem}; no fallback folder was writable either")
 
 
 def write_atomic(path: Path, document: dict[str, Any]) -> Path:

@@ -22,18 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from portable import environment
+from portable import environment, reference
+from portable.paths import cache_dir
+from portable.records import CellResult
 from portable.results import write_text_atomic
 
 CALIBRATION_VERSION = 1
-BYTES_PER_PARAM = 4  # float32 weights, as exported
+CALIBRATED_DEVICE = "cpu"
+"""`portable calibrate` measures this machine's CPU (numpy); other devices are not covered."""
 
 
 def cache_path() -> Path:
     """In the model cache folder (`$PORTABLE_CACHE`, else the user's cache)."""
-    from portable.models.export import default_cache_dir
-
-    return default_cache_dir() / "calibration.json"
+    return cache_dir() / "calibration.json"
 
 
 def machine_key() -> dict[str, Any]:
@@ -87,17 +88,6 @@ def save_calibration(figures: dict[str, Any], path: Path | None = None) -> Path:
     return write_text_atomic(path or cache_path(), json.dumps(figures, indent=1) + "\n")
 
 
-def model_cost(config: Mapping[str, Any], batch: int, seq: int) -> dict[str, float]:
-    """Estimated FLOPs and weight bytes of one forward pass of the reference MoE."""
-    from portable.models.config import MoEConfig, active_params_per_token, total_params
-
-    cfg = MoEConfig.from_dict(dict(config))
-    tokens = batch * seq
-    flops = 2 * active_params_per_token(cfg) * tokens + 4 * cfg.layers * batch * seq**2 * cfg.hidden
-    params_read = min(total_params(cfg), active_params_per_token(cfg) * tokens)
-    return {"flops": float(flops), "bytes": float(params_read * BYTES_PER_PARAM)}
-
-
 def roofline(cost: Mapping[str, float], calibration: Mapping[str, Any],
              p50_ms: float) -> dict[str, Any]:
     compute_s = cost["flops"] / calibration["matmul_flops_per_s"]
@@ -112,18 +102,25 @@ def roofline(cost: Mapping[str, float], calibration: Mapping[str, Any],
     }
 
 
-def annotate(cells: list[dict[str, Any]], config: Mapping[str, Any] | None) -> str | None:
-    """Add `roofline` to each ok latency/throughput cell of a reference model.
+def annotate(results: list[CellResult], config: Mapping[str, Any] | None) -> str | None:
+    """Add ``roofline`` to each ok latency/throughput result of a reference model.
 
-    Returns why no cell got one, when that is worth telling the user.
+    Only results that ran on the device the calibration measured (this machine's CPU)
+    are annotated, and the roofline names that device. Returns why no result got one,
+    when that is worth telling the user.
     """
     if not config:
         return None  # a user's ONNX file: no config to count bytes and FLOPs from
     calibration = load_calibration()
     if calibration is None:
         return "no roofline figures: run `portable calibrate` once on this machine"
-    for cell in cells:
-        if cell["status"] == "ok" and cell["scenario"] != "server":  # server p50 has queueing
-            cost = model_cost(config, cell["batch"], cell["seq"])
-            cell["roofline"] = roofline(cost, calibration, cell["latency"]["p50"])
+    for result in results:
+        on_device = result.device is not None and result.device.device == CALIBRATED_DEVICE
+        if result.ok and on_device and "server" not in result.extras:  # server p50 queues
+            cost = reference.cost(config, result.batch, result.seq)
+            if cost is not None:
+                result.extras["roofline"] = {
+                    **roofline(cost, calibration, result.latency["p50"]),
+                    "device": CALIBRATED_DEVICE,
+                }
     return None

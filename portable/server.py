@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from portable.timing import BenchSettings, ScenarioRun
+
 log = logging.getLogger(__name__)
 
 _VERDICT_KEYS = {
@@ -174,13 +176,11 @@ def _service_rate(step: Callable[[], object], synchronize: Callable[[], None],
 
 
 def measure_server(step: Callable[[], object], synchronize: Callable[[], None],
-                   settings: Any) -> tuple[Any, dict[str, Any]]:
+                   settings: BenchSettings) -> ScenarioRun:
     """Warm up, then one LoadGen run at ``settings.rate``, or a peak search.
 
-    Returns the LatencyRun of the reported run and the scenario's figures.
+    The run of the reported rate, with the scenario's figures under ``extras["server"]``.
     """
-    from portable.harness import LatencyRun
-
     for _ in range(settings.warmup):
         step()
         synchronize()
@@ -213,6 +213,5 @@ def measure_server(step: Callable[[], object], synchronize: Callable[[], None],
         loadgen_version=verdict.get("loadgen_version"),
     )
     reason = "" if valid else "LoadGen: INVALID" + (f" ({'; '.join(reasons)})" if reasons else "")
-    run = LatencyRun(raw, verdict["duration_s"], valid, reason,
-                     rate_per_s=verdict.get("completed_per_s"))
-    return run, figures
+    return ScenarioRun(raw, verdict["duration_s"], valid, reason,
+                       rate_per_s=verdict.get("completed_per_s"), extras={"server": figures})

@@ -48,9 +48,9 @@ print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 
 
 def _variants(presets: tuple[str, ...], dispatches: tuple[str, ...] | None) -> list[tuple]:
-    from portable.models.config import DISPATCHES
+    from portable import reference
 
-    return [(p, d) for p in presets for d in (dispatches or DISPATCHES)]
+    return [(p, d) for p in presets for d in (dispatches or reference.dispatches())]
 
 
 class AdapterContract:

@@ -35,6 +35,69 @@ def tiny_export(tiny_config, tiny_cache):
     return ensure_exported(tiny_config, cache_dir=tiny_cache)
 
 
+HW_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
+                "cann": "CANNExecutionProvider"}
+#: Providers that run on the host CPU, whatever the machine has.
+CPU_PROVIDERS = {"CPUExecutionProvider", "AzureExecutionProvider"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "requires_hw(kind): runs on a host that really has this accelerator "
+                   "(cuda, tensorrt, cann); elsewhere it is skipped, saying so")
+
+
+def hw_present(kind: str) -> bool:
+    """Whether ONNX Runtime here really offers the accelerator's provider."""
+    import onnxruntime
+
+    return HW_PROVIDERS[kind] in onnxruntime.get_available_providers()
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("requires_hw")
+    if marker is not None and not hw_present(marker.args[0]):
+        pytest.skip(f"needs a host with {marker.args[0]}")
+
+
+@pytest.fixture(autouse=True)
+def simulated_host(request, monkeypatch, tmp_path_factory):
+    """Tests see a CPU-only host unless marked `requires_hw`, so the suite means the same on
+    a GPU box or any Linux machine with /dev/dri: no accelerator device nodes, libraries
+    or tools outside the test's own folders, and ONNX Runtime lists only CPU providers."""
+    if request.node.get_closest_marker("requires_hw") is not None:
+        return  # the real host (pytest_runtest_setup skipped it where the device is absent)
+    import onnxruntime
+
+    from portable.backends import cann, ort_cuda
+    from portable.kit import probing
+
+    test_root = str(tmp_path_factory.getbasetemp())
+    real_nodes, real_library, real_tool = (probing.device_nodes, probing.find_library,
+                                           probing.find_tool)
+
+    def nodes(patterns):
+        return [p for p in real_nodes(patterns) if p.startswith(test_root)]
+
+    def library(names, dirs):
+        found = real_library(names, [d for d in dirs if d.startswith(test_root)])
+        return found
+
+    def tool(name):
+        found = real_tool(name)
+        return found if found and found.startswith(test_root) else None
+
+    for module in (probing, cann, ort_cuda):
+        if hasattr(module, "device_nodes"):
+            monkeypatch.setattr(module, "device_nodes", nodes)
+        if hasattr(module, "find_tool"):
+            monkeypatch.setattr(module, "find_tool", tool)
+    monkeypatch.setattr(probing, "find_library", library)
+    real_providers = onnxruntime.get_available_providers
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: [p for p in real_providers() if p in CPU_PROVIDERS])
+
+
 @pytest.fixture(autouse=True)
 def _no_backend_filter(monkeypatch):
     """A PORTABLE_BACKENDS set in the caller's shell must not change what tests see."""

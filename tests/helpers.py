@@ -47,9 +47,9 @@ def result_document(cells: dict, model: str = "add", config: dict | None = None)
 
     A value that is a string instead of latencies makes a failed cell with that status.
     """
-    from portable.harness import BenchSettings
     from portable.results import build_document
     from portable.stats import median_ci, summarize_ns
+    from portable.timing import BenchSettings
 
     results = []
     for (backend, batch), raw in cells.items():

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from portable import errors, registry
+from portable import registry
 
 
 class CliError(click.ClickException):
@@ -21,8 +21,6 @@ class CliError(click.ClickException):
 
 def stderr(message: str) -> None:
     click.echo(message, err=True)
-
-
 
 
 @contextlib.contextmanager
@@ -73,26 +71,12 @@ def split_backend_options(
     return per_backend
 
 
-def exit_code_for(cells: Sequence[dict[str, Any]]) -> int:
-    """The exit code a run of these cells ends with: crashes, then unavailability, then checks."""
-    statuses = {cell["status"] for cell in cells}
-    if statuses & {"crashed", "timeout", "error"}:
-        return errors.EXIT_CRASHED
-    if statuses & {"unavailable", "unsupported"}:
-        return errors.EXIT_UNAVAILABLE
-    from portable.crosscheck import failed
-
-    if any(cell.get("parity") and not cell["parity"]["passed"] or failed(cell) for cell in cells):
-        return errors.EXIT_CHECK_FAILED
-    return errors.EXIT_OK
-
-
 def preset_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--set KEY=VALUE` and `--dispatch`: how a reference preset is varied (export, bench)."""
-    from portable.models.config import DISPATCHES
+    from portable import reference
 
     command = click.option(
-        "--dispatch", type=click.Choice(DISPATCHES), default=None,
+        "--dispatch", type=click.Choice(reference.dispatches()), default=None,
         help="MoE dispatch of a preset: sparse (only chosen experts run), dense (all experts) "
              "or fused (ONNX Runtime's com.microsoft::MoE op; ORT backends only).",
     )(command)

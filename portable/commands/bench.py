@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from portable import errors, registry
-from portable.commands import (
-    CliError,
-    exit_code_for,
-    preset_options,
-    progress_bar,
-    split_backend_options,
-    stderr,
+from portable import errors
+from portable.commands import preset_options, progress_bar, stderr
+from portable.commands.runopts import (
+    build_request,
+    launcher,
+    report_result,
+    run_options,
+    settings_from,
 )
-from portable.commands.inputopts import input_options, input_spec, preflight
-
-SCENARIOS = ("latency", "throughput", "server")
-DEFAULT_BATCHES = {"latency": (1,), "throughput": (1, 4, 16, 64), "server": (1,)}
+from portable.records import CellResult
+from portable.run import RunOutcome
+from portable.scenarios import SCENARIOS
 
 
 class BatchList(click.ParamType):
@@ -46,28 +41,12 @@ class BatchList(click.ParamType):
         return tuple(dict.fromkeys(sizes))
 
 
-def _report_cell(name: str, cell: dict[str, Any]) -> None:
-    if cell["status"] != "ok":
-        stderr(f"  {name}: {cell['status']}: {cell['error']['message']}")
-    for warning in cell.get("warnings", ()):
-        stderr(f"  {name} batch {cell['batch']}: {warning}")
-
-
-def add_cost(cells: list[dict[str, Any]], price_per_hour: float) -> None:
-    """Cost per million tokens at the cell's measured tokens/s, for every ok cell."""
-    for cell in cells:
-        tokens_per_s = (cell.get("throughput") or {}).get("tokens_per_s")
-        if cell["status"] == "ok" and tokens_per_s:
-            cell["cost"] = {"price_per_hour": price_per_hour,
-                            "per_million_tokens": price_per_hour / 3600 / tokens_per_s * 1e6}
-
-
-def _server_line(cell: dict[str, Any]) -> str:
-    server = cell["server"]
+def _server_line(result: CellResult) -> str:
+    server = result.extras["server"]
     achieved = server["achieved_rate"] or 0.0
-    line = (f"server {cell['backend']} batch {cell['batch']}: {server['verdict']} at "
+    line = (f"server {result.backend} batch {result.batch}: {server['verdict']} at "
             f"{server['rate']:.3g} req/s (achieved {achieved:.3g}), "
-            f"p99 {cell['latency']['p99']:.3f} ms vs bound {server['p99_bound_ms']:g} ms")
+            f"p99 {result.latency['p99']:.3f} ms vs bound {server['p99_bound_ms']:g} ms")
     if "peak_rate" in server:
         peak = server["peak_rate"]
         line += (f"; peak {peak:.3g} req/s" if peak is not None
@@ -75,35 +54,35 @@ def _server_line(cell: dict[str, Any]) -> str:
     return line
 
 
-def _output_path(output: Path | None, document: dict[str, Any]) -> Path:
-    from portable.results import default_path
+def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
+    """The document as JSON on stdout, or the table there and the notes on stderr."""
+    if as_json:
+        click.echo(json.dumps(outcome.document, indent=1))
+        return
+    from portable.results import best_throughput
+    from portable.tables import bench_table, print_table
 
-    if output is not None and output.suffix == ".json":
-        return output
-    return default_path(output or Path("results"), document)
-
-
-def _check_writable(output: Path | None) -> None:
-    """Fail before measuring, not after, when the result cannot be written."""
-    folder = (output.parent if output and output.suffix == ".json" else output) or Path("results")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        message = f"cannot create {folder}: {exc.strerror or exc}"
-        raise CliError(message, errors.EXIT_USAGE) from None
-    if not os.access(folder, os.W_OK):
-        raise CliError(f"cannot write results to {folder}: permission denied", errors.EXIT_USAGE)
+    print_table(bench_table(outcome.document))
+    if any(r.ok and not r.rules.met for r in outcome.results):
+        stderr("* stop rules not met (see rules.reason in the result file)")
+    for result in outcome.results:
+        if "server" in result.extras:
+            stderr(_server_line(result))
+    if len(outcome.document["settings"]["batches"]) > 1:
+        for best in best_throughput(outcome.document["results"]):
+            stderr(f"best throughput {best['backend']}: batch {best['batch']}, "
+                   f"{best['samples_per_s']:.1f} samples/s, {best['tokens_per_s']:.0f} tokens/s")
+    for note in outcome.notes:
+        stderr(note)
 
 
 @click.command("bench")
-@click.option("-b", "--backend", "backend_names", multiple=True, default=("cpu",),
-              show_default=True, help="Backend to run (repeatable): cpu, torch, openvino, cuda.")
 @click.option("-m", "--model", default="moe-tiny", show_default=True,
               help="A reference preset (moe-tiny, moe-small, moe-base) or a path to an .onnx file.")
 @preset_options
-@click.option("--scenario", type=click.Choice(SCENARIOS), default="latency", show_default=True,
-              help="latency: one request at a time; throughput: a sweep over --batch sizes; "
-                   "server: Poisson arrivals at --rate, driven by MLPerf LoadGen.")
+@click.option("--scenario", type=click.Choice(tuple(SCENARIOS)), default="latency",
+              show_default=True,
+              help="; ".join(f"{name}: {cls.description}" for name, cls in SCENARIOS.items()))
 @click.option("--batch", "batches", type=BatchList(), default=None,
               help="Batch size, or a comma list for a sweep (default: 1 for latency, "
                    "1,4,16,64 for throughput). Each size is a cell of the matrix.")
@@ -125,29 +104,15 @@ def _check_writable(output: Path | None) -> None:
               help="Minimum timed seconds; timing goes on until both minimums are met.")
 @click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), default=60.0,
               show_default=True, help="Cap on timed seconds (the result then says rules not met).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Intra-op threads for every backend (default: the runtime's choice).")
-@click.option("-o", "--option", "option_items", multiple=True, metavar="[BACKEND:]KEY=VALUE",
-              help="Backend option, e.g. -o ort-cpu:graph_optimization_level=basic. Repeatable.")
-@click.option("--strict", is_flag=True,
-              help="Fail when any node runs on a device other than the one asked for.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generated inputs.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=900.0,
-              show_default=True, help="Seconds a backend may take before it is killed.")
-@click.option("--isolate/--no-isolate", default=True, show_default=True,
-              help="Run each backend in its own process (a crash or hang costs one row).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result document as JSON.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Result file (.json) or folder. Default: results/.")
-@input_options
-def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ...],
-          dispatch: str | None, scenario: str, batches: tuple[int, ...] | None, rate: float,
-          p99_bound_ms: float, find_peak: bool, price_per_hour: float | None, seq: int,
-          warmup: int, iterations: int,
-          min_duration: float, max_duration: float, threads: int | None,
-          option_items: tuple[str, ...], strict: bool, seed: int, timeout: float,
-          isolate: bool, as_json: bool, output: Path | None, shapes: tuple[str, ...],
-          dims: tuple[str, ...], values: tuple[str, ...], npz: Path | None) -> None:
+@run_options(default_backends=("cpu",))
+def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenario: str,
+            batches: tuple[int, ...] | None, rate: float, p99_bound_ms: float, find_peak: bool,
+            price_per_hour: float | None, seq: int, warmup: int, iterations: int,
+            min_duration: float, max_duration: float, as_json: bool, output: Path | None,
+            **params: Any) -> None:
     """Benchmark a model on one or more backends: latency, throughput, parity, memory.
 
     Each backend runs the same inputs; latency is timed around run + synchronize
@@ -169,81 +134,28 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
       portable bench -b cpu -b openvino --model yolo.onnx --shape images=1,3,640,640
       portable bench -b cpu --model asr.onnx --dim frames=300 --input sample_rate=16000
     """
-    from portable.crosscheck import cross_check
-    from portable.harness import BenchSettings, Cell, run_cell
-    from portable.isolation import run_isolated
     from portable.modelsource import resolve
-    from portable.results import best_throughput, build_document, write_atomic
+    from portable.results import check_output, save
+    from portable.run import execute, finalize, plan
 
-    names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
-    per_backend = split_backend_options(option_items, names)
-    for name in names:
-        # Unknown names and bad options end the run now (exit 2); a backend that is
-        # unavailable is recorded in its row and the others still run.
-        with contextlib.suppress(errors.BackendUnavailable, errors.AdapterLoadError):
-            registry.create(name, per_backend[name])
-    _check_writable(output)
-    if scenario == "server" and importlib.util.find_spec("mlperf_loadgen") is None:
-        raise CliError("the server scenario needs MLPerf LoadGen: "
-                       "pip install 'portable[loadgen]'", errors.EXIT_UNAVAILABLE)
-    batches = batches or DEFAULT_BATCHES[scenario]
-    settings = BenchSettings(batch=batches[0], seq=seq, warmup=warmup, iterations=iterations,
+    check_output(output)
+    settings = settings_from(params, batch=1, seq=seq, warmup=warmup, iterations=iterations,
                              min_duration_s=min_duration, max_duration_s=max_duration,
-                             threads=threads, strict=strict, seed=seed, rate=rate,
-                             p99_bound_ms=p99_bound_ms, find_peak=find_peak)
-    source = resolve(model, overrides, dispatch)
-    given = input_spec(shapes, dims, values, npz)
-    for size in batches:
-        preflight("bench", model, backend_names, source.path, size, seq, given)
-    plan = [Cell(name, per_backend[name], source, dataclasses.replace(settings, batch=size),
-                 scenario, inputs=given, keep_outputs=len(names) > 1)
-            for name in names for size in batches]
-    cells: list[dict[str, Any]] = []
-    interrupted = False
-    with progress_bar(len(plan), quiet=as_json) as advance:
-        try:
-            for cell in plan:
-                label = f"{cell.backend} · {source.name} · batch {cell.settings.batch} × seq {seq}"
-                advance(label)
-                cells.append(run_isolated(cell, timeout) if isolate else run_cell(cell))
-                _report_cell(cell.backend, cells[-1])
-        except KeyboardInterrupt:
-            interrupted = True
-            stderr(f"interrupted: keeping {len(cells)} of {len(plan)} completed cells")
-    for size in batches:  # backends agree on the same inputs, so compare within a batch size
-        cross_check([c for c in cells if c["batch"] == size])
-    from portable.roofline import annotate
-
-    if hint := annotate(cells, source.reference_config):
-        stderr(hint)
-    if price_per_hour is not None:
-        add_cost(cells, price_per_hour)
-    run_settings = {**settings.to_dict(), "scenario": scenario, "batches": list(batches)}
-    document = build_document(source.to_dict(), run_settings, cells)
-    if interrupted:
-        document["interrupted"] = True
-    path = write_atomic(_output_path(output, document), document)
-    if as_json:
-        click.echo(json.dumps(document, indent=1))
-    else:
-        from portable.tables import bench_table, print_table
-
-        print_table(bench_table(document))
-        if any(c["status"] == "ok" and not c["rules"]["met"] for c in cells):
-            stderr("* stop rules not met (see rules.reason in the result file)")
-        for cell in cells:
-            if "server" in cell:
-                stderr(_server_line(cell))
-        if scenario == "throughput":
-            for best in best_throughput(cells):
-                stderr(f"best throughput {best['backend']}: batch {best['batch']}, "
-                       f"{best['samples_per_s']:.1f} samples/s, "
-                       f"{best['tokens_per_s']:.0f} tokens/s")
+                             rate=rate, p99_bound_ms=p99_bound_ms, find_peak=find_peak)
+    request = build_request("bench", model, params, lambda: resolve(model, overrides, dispatch),
+                            settings, scenario=scenario, batches=batches or (),
+                            price_per_hour=price_per_hour)
+    items = plan(request)
+    with progress_bar(len(items), quiet=as_json) as advance:
+        execution = execute(items, launcher(params["isolate"], params["timeout"]),
+                            on_start=lambda item: advance(item.label()), on_result=report_result)
+    if execution.interrupted:
+        stderr(f"interrupted: keeping {len(execution.results)} of {len(items)} completed cells")
+    outcome = finalize(request, execution)
+    path, problem = save(output, outcome.document)
+    _print_outcome(outcome, as_json)
     stderr(f"result: {path}")
-    if interrupted:
-        sys.exit(errors.EXIT_INTERRUPTED)
-    code = exit_code_for(cells)
-    if code:
-        sys.exit(code)
-
-
+    if problem:
+        stderr(f"{problem}; the result was written to {path} instead")
+        sys.exit(errors.EXIT_USAGE)
+    sys.exit(outcome.exit_code)

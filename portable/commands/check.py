@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import click
 
 from portable import errors, registry
-from portable.commands import exit_code_for, split_backend_options, stderr
-from portable.commands.inputopts import input_options, input_spec, preflight
+from portable.commands import stderr
+from portable.commands.runopts import build_request, launcher, run_options, settings_from
 
 
 def _rows(cells: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -60,77 +58,53 @@ def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
 
 
 @click.command("check")
-@click.option("-b", "--backend", "backend_names", multiple=True, required=True,
-              help="Backend (repeatable, at least two); the first one is the reference.")
 @click.option("-m", "--model", default="moe-tiny", show_default=True,
               help="A reference preset or a path to an .onnx file.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size, for dims named or placed like one.")
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length, for dims named or placed like one.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generated inputs.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Intra-op threads for every backend.")
-@click.option("-o", "--option", "option_items", multiple=True, metavar="[BACKEND:]KEY=VALUE",
-              help="Backend option, e.g. -o ort-cpu:graph_optimization_level=disable.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=900.0,
-              show_default=True, help="Seconds a backend may take before it is killed.")
-@click.option("--isolate/--no-isolate", default=True, show_default=True,
-              help="Run each backend in its own process.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-@input_options
-def command(backend_names: tuple[str, ...], model: str, batch: int, seq: int, seed: int,
-            threads: int | None, option_items: tuple[str, ...], timeout: float, isolate: bool,
-            as_json: bool, shapes: tuple[str, ...], dims: tuple[str, ...],
-            values: tuple[str, ...], npz: Path | None) -> None:
+@run_options()
+def command(model: str, batch: int, seq: int, as_json: bool, **params: Any) -> None:
     """Check that backends agree: same inputs, outputs compared with the first backend's.
 
-    Every backend runs the model once on the same seeded (or supplied) inputs.
-    Each output is compared with the first backend's at a tolerance that follows
-    its dtype (exact for integers and bools); NaN and Inf are counted. Exit 1
-    when any output disagrees.
+    Every backend (at least two; the first is the reference) runs the model once on
+    the same seeded (or supplied) inputs. Each output is compared with the first
+    backend's at a tolerance that follows its dtype (exact for integers and bools);
+    NaN and Inf are counted. Exit 1 when any output disagrees.
 
     \b
     Examples:
       portable check --model my.onnx -b openvino -b ort-cpu
       portable check --model my.onnx -b cpu -b cuda --dim frames=300 --json
     """
-    from portable.crosscheck import cross_check
-    from portable.harness import BenchSettings, Cell, run_cell
-    from portable.isolation import run_isolated
     from portable.modelsource import resolve
+    from portable.run import execute, finalize, plan
 
-    names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
-    if len(names) < 2:
+    if len({registry.canonical_name(b) for b in params["backend_names"]}) < 2:
         raise click.UsageError("check compares backends: give at least two --backend")
-    per_backend = split_backend_options(option_items, names)
-    for name in names:
-        with contextlib.suppress(errors.BackendUnavailable, errors.AdapterLoadError):
-            registry.create(name, per_backend[name])
-    source = resolve(model)
-    given = input_spec(shapes, dims, values, npz)
-    preflight("check", model, backend_names, source.path, batch, seq, given)
-    settings = BenchSettings(batch=batch, seq=seq, warmup=0, iterations=1, min_duration_s=0.0,
-                             threads=threads, seed=seed)
-    cells = []
-    for name in names:
-        stderr(f"check {name} · {source.name} ...")
-        cell = Cell(name, per_backend[name], source, settings, inputs=given, keep_outputs=True)
-        cells.append(run_isolated(cell, timeout) if isolate else run_cell(cell))
-    cross_check(cells)
-    code = exit_code_for(cells)
+    settings = settings_from(params, batch=batch, seq=seq, warmup=0, iterations=1,
+                             min_duration_s=0.0)
+    request = build_request("check", model, params, lambda: resolve(model), settings)
+    items = plan(request)
+    execution = execute(items, launcher(params["isolate"], params["timeout"]),
+                        on_start=lambda item: stderr(f"check {item.backend} · "
+                                                     f"{request.model.name} ..."))
+    outcome = finalize(request, execution)
     if as_json:
         keys = ("backend", "options", "status", "error", "device", "inputs", "cross_parity")
         click.echo(json.dumps({
-            "model": source.to_dict(),
-            "input_spec": given.to_dict(),
-            "passed": code == errors.EXIT_OK,
-            "results": [{key: cell.get(key) for key in keys} for cell in cells],
+            "model": outcome.document["model"],
+            "input_spec": request.inputs.to_dict(),
+            "passed": outcome.exit_code == errors.EXIT_OK,
+            "results": [{key: cell.get(key) for key in keys}
+                        for cell in outcome.document["results"]],
         }, indent=1))
     else:
-        reference = next((c["cross_parity"]["reference"] for c in cells
-                          if (c.get("cross_parity") or {}).get("role") == "reference"),
+        reference = next((r.cross_parity["reference"] for r in outcome.results
+                          if (r.cross_parity or {}).get("role") == "reference"),
                          "none (fewer than two backends ran)")
-        _print_rows(f"portable check · {source.name} · reference: {reference}", _rows(cells))
-    if code:
-        sys.exit(code)
+        _print_rows(f"portable check · {request.model.name} · reference: {reference}",
+                    _rows(outcome.document["results"]))
+    sys.exit(outcome.exit_code)

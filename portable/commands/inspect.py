@@ -78,9 +78,10 @@ def command(model: str, backend_names: tuple[str, ...], as_json: bool) -> None:
     summary = summarize(source.path)
     if backend_names:
         names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
-        unknown = [name for name in names if name not in registry.known_names()]
+        known = registry.installed_names()
+        unknown = [name for name in names if name not in known]
         if unknown:
-            raise BackendNotFound(unknown[0], registry.known_names())
+            raise BackendNotFound(unknown[0], [*known, *registry.aliases()])
     else:
         names = [row.name for row in registry.survey()]
     support = backend_support(summary, names)

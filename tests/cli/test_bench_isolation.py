@@ -44,18 +44,18 @@ def test_failing_cell_is_recorded_and_the_others_go_on(add_onnx, tmp_path, fail,
 
 
 def test_keyboard_interrupt_keeps_completed_cells(add_onnx, tmp_path, monkeypatch):
-    import portable.isolation
-    from portable.harness import run_cell
+    import portable.launchers
+    from portable.harness import run_work_item
 
     calls = []
 
-    def interrupt_second(cell, timeout_s):
-        calls.append(cell.settings.batch)
+    def interrupt_second(item, timeout_s):
+        calls.append(item.settings.batch)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return run_cell(cell)
+        return run_work_item(item)
 
-    monkeypatch.setattr(portable.isolation, "run_isolated", interrupt_second)
+    monkeypatch.setattr(portable.launchers, "run_in_child", interrupt_second)
     out = tmp_path / "r.json"
     result = CliRunner().invoke(cli, [
         "bench", "-b", "null", "--model", str(add_onnx), "--scenario", "throughput",

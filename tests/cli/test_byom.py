@@ -17,11 +17,11 @@ from onnx_models import (
 
 from portable import registry
 from portable.cli import cli
-from portable.crosscheck import OUTPUTS_KEY
-from portable.harness import BenchSettings, Cell, run_cell
+from portable.harness import WorkItem, run_work_item
 from portable.inputs import InputSpec, make_feeds
 from portable.modelsource import resolve
 from portable.signature import read_signature
+from portable.timing import BenchSettings
 
 FAST = ["--warmup", "1", "--iterations", "3", "--min-duration", "0"]
 
@@ -56,16 +56,17 @@ def test_an_input_with_an_initializer_keeps_its_default_unless_given(tmp_path):
     settings = BenchSettings(batch=1, seq=2, warmup=0, iterations=1, min_duration_s=0.0)
 
     def run(given):
-        cell = run_cell(Cell("ort-cpu", {}, source, settings, inputs=given, keep_outputs=True))
-        assert cell["status"] == "ok", cell["error"]
-        return cell
+        result = run_work_item(WorkItem("ort-cpu", {}, source, settings, inputs=given,
+                                        keep_outputs=True))
+        assert result.ok, result.error
+        return {**result.to_dict(), "outputs": result.outputs}
 
     default = run(InputSpec(values={"scale": ("5",)}))
     zeros = run(InputSpec(values={"scale": ("5",), "bias": ("0",)}))
     assert "bias" not in default["inputs"] and zeros["inputs"]["bias"]["shape"] == [8]
     bias = np.linspace(-1, 1, 8, dtype=np.float32)
-    mask = default[OUTPUTS_KEY]["y"] != 0
-    delta = (default[OUTPUTS_KEY]["y"] - zeros[OUTPUTS_KEY]["y"])[mask]
+    mask = default["outputs"]["y"] != 0
+    delta = (default["outputs"]["y"] - zeros["outputs"]["y"])[mask]
     assert mask.any() and np.allclose(delta, np.broadcast_to(bias * 5, mask.shape)[mask])
 
 

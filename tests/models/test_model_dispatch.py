@@ -13,11 +13,11 @@ import torch
 
 from portable import registry
 from portable.adapter import SessionConfig
-from portable.harness import BenchSettings, measure_latency
 from portable.models.config import apply_overrides, get_preset
 from portable.models.export import ensure_exported, export_onnx
 from portable.models.fused import MS_DOMAIN, fused_moe, interleave_swiglu
 from portable.models.moe import _dense, build_model
+from portable.timing import BenchSettings, measure_latency
 
 TOLERANCE = 1e-4
 

@@ -16,6 +16,7 @@ class _Base(Adapter):
 
 class Good(_Base):
     name = "good"
+    aliases = ("gd",)
 
     def probe(self):
         return DeviceInfo("cpu", "fake", runtime={"fake": "1.0"})

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from portable.crosscheck import OUTPUTS_KEY, cross_check
+from portable.crosscheck import cross_check
 from portable.parity import coarser, compare, tolerance_for
+from portable.records import CellResult, Status
 
 
 def test_tolerance_loosens_to_the_compute_precision_only():
@@ -26,12 +27,13 @@ def test_golden_parity_with_a_half_precision_session():
 
 def test_cross_backend_parity_uses_the_coarser_side():
     def cell(backend, y, precision=None):
-        return {"backend": backend, "compute_precision": precision,
-                OUTPUTS_KEY: {"y": np.asarray(y, np.float32)}}
+        result = CellResult(backend, {}, "latency", 1, 1, Status.OK, compute_precision=precision)
+        result.outputs = {"y": np.asarray(y, np.float32)}
+        return result
 
     cells = [cell("ort-cpu", [1.0, 2.0]), cell("openvino", [1.02, 2.0], "bfloat16"),
              cell("other", [1.02, 2.0])]
     cross_check(cells)
-    assert cells[1]["cross_parity"]["passed"]
-    assert cells[1]["cross_parity"]["compute_precision"] == "bfloat16"
-    assert not cells[2]["cross_parity"]["passed"]
+    assert cells[1].cross_parity["passed"]
+    assert cells[1].cross_parity["compute_precision"] == "bfloat16"
+    assert not cells[2].cross_parity["passed"]

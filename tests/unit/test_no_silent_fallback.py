@@ -20,9 +20,10 @@ from portable.adapter import SessionConfig
 from portable.backends.ort_cpu import OrtCpuAdapter
 from portable.backends.ort_cuda import OrtCudaAdapter, OrtTensorrtAdapter
 from portable.errors import BackendUnavailable, PlacementError, UnsupportedModel
-from portable.harness import BenchSettings, Cell, run_cell
+from portable.harness import WorkItem, run_work_item
+from portable.kit.ort import OrtAdapter
 from portable.modelsource import resolve
-from portable.ort import OrtAdapter
+from portable.timing import BenchSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore:Specified provider")
 
@@ -90,13 +91,13 @@ def test_accelerator_adapters_default_to_strict(model):
                                       f"portable-ort-azure-test-{os.getpid()}-*"))
 
 
-@pytest.mark.parametrize("strict, status", [(False, "ok"), (True, "error")])
+@pytest.mark.parametrize("strict, status", [(False, "ok"), (True, "refused")])
 def test_harness_records_fallback_and_strict_fails_it(model, monkeypatch, strict, status):
     monkeypatch.setattr(harness.registry, "create",
                         lambda name, options: AzureAdapter({"allow_fallback": "true"}))
     settings = BenchSettings(batch=2, seq=1, warmup=0, iterations=2, min_duration_s=0.0,
                              strict=strict)
-    result = run_cell(Cell("ort-azure-test", {}, resolve(str(model)), settings))
+    result = run_work_item(WorkItem("ort-azure-test", {}, resolve(str(model)), settings)).to_dict()
     assert result["status"] == status
     if strict:  # ORT itself refuses to create the session
         assert "fallback to CPU EP has been explicitly disabled" in result["error"]["message"]

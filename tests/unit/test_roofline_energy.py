@@ -5,14 +5,16 @@ import sys
 
 import pytest
 
-from portable import energy, roofline
+from portable import energy, reference, roofline
+from portable.adapter import DeviceInfo
 from portable.models.config import active_params_per_token, get_preset, total_params
+from portable.records import CellResult, Status
 
 
-def test_model_cost_from_the_config(tiny_config):
+def test_model_cost_from_the_config_through_the_reference_hook(tiny_config):
     config = tiny_config.to_dict()
-    one = roofline.model_cost(config, batch=1, seq=1)
-    big = roofline.model_cost(config, batch=8, seq=128)
+    one = reference.cost(config, batch=1, seq=1)
+    big = reference.cost(config, batch=8, seq=128)
     assert one["flops"] >= 2 * active_params_per_token(tiny_config)
     assert one["bytes"] == 4 * active_params_per_token(tiny_config)  # one token reads its experts
     assert big["bytes"] == 4 * total_params(tiny_config)  # many tokens: every weight, once
@@ -43,15 +45,21 @@ def test_calibration_is_cached_per_machine(tmp_path, monkeypatch):
 def test_annotate_adds_rooflines_or_says_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setattr(roofline, "cache_path", lambda: tmp_path / "calibration.json")
     config = get_preset("moe-tiny").to_dict()
-    cells = [{"status": "ok", "scenario": "latency", "batch": 1, "seq": 8,
-              "latency": {"p50": 1.0}},
-             {"status": "crashed", "scenario": "latency", "batch": 1, "seq": 8}]
+    cpu, npu = DeviceInfo("cpu", "a CPU"), DeviceInfo("npu:0", "an NPU")
+    cells = [CellResult("ort-cpu", {}, "latency", 1, 8, Status.OK, device=cpu,
+                        latency={"p50": 1.0}),
+             CellResult("cann", {}, "latency", 1, 8, Status.OK, device=npu,
+                        latency={"p50": 1.0}),
+             CellResult("ort-cpu", {}, "latency", 1, 8, Status.CRASHED)]
     assert "portable calibrate" in roofline.annotate(cells, config)
     assert roofline.annotate(cells, None) is None  # a user's file: nothing to count from
     roofline.save_calibration({"machine": roofline.machine_key(),
                                "bandwidth_bytes_per_s": 1e10, "matmul_flops_per_s": 1e11})
     assert roofline.annotate(cells, config) is None
-    assert cells[0]["roofline"]["fraction"] > 0 and "roofline" not in cells[1]
+    assert cells[0].extras["roofline"]["fraction"] > 0
+    assert cells[0].extras["roofline"]["device"] == "cpu"
+    # the calibration measured this CPU: an NPU's run is not measured against it
+    assert "roofline" not in cells[1].extras and "roofline" not in cells[2].extras
 
 
 def test_real_measurements_are_plausible():

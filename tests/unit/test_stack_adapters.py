@@ -12,10 +12,11 @@ from portable.backends.cann import CannAdapter
 from portable.backends.openvino import OpenVinoAdapter
 from portable.backends.ort_cuda import OrtCudaAdapter, OrtTensorrtAdapter
 from portable.errors import BackendUnavailable, InvalidOption, UnsupportedModel
-from portable.harness import BenchSettings, Cell, run_cell
+from portable.harness import WorkItem, run_work_item
+from portable.kit.probing import VendorRuntime
+from portable.kit.stub import VendorStubAdapter
 from portable.modelsource import resolve
-from portable.probing import VendorRuntime
-from portable.stub import VendorStubAdapter
+from portable.timing import BenchSettings
 
 CANN_OPTIONS = ("device_id", "npu_mem_limit", "arena_extend_strategy", "enable_cann_graph",
                 "dump_graphs", "dump_om_model", "precision_mode", "op_select_impl_mode",
@@ -127,14 +128,14 @@ def test_openvino_names_the_op_it_cannot_run(tmp_path):
     with pytest.raises(UnsupportedModel, match="com.microsoft.MoE"):
         OpenVinoAdapter().load(model, SessionConfig())
     settings = BenchSettings(warmup=0, iterations=1, min_duration_s=0.0)
-    result = run_cell(Cell("openvino", {}, resolve(str(model)), settings))
+    result = run_work_item(WorkItem("openvino", {}, resolve(str(model)), settings)).to_dict()
     assert result["status"] == "unsupported" and "com.microsoft.MoE" in result["error"]["message"]
 
 
 def test_openvino_bf16_is_recorded_and_loosens_parity(tiny_export):
     settings = BenchSettings(batch=1, seq=8, warmup=0, iterations=2, min_duration_s=0.0)
-    result = run_cell(Cell("openvino", {"inference_precision": "bf16"}, resolve("moe-tiny"),
-                           settings))
+    result = run_work_item(WorkItem("openvino", {"inference_precision": "bf16"},
+                                    resolve("moe-tiny"), settings)).to_dict()
     assert result["status"] == "ok", result["error"]
     parity = result["parity"]
     assert parity["compute_precision"] == "bfloat16"

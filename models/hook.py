@@ -1,0 +1,77 @@
+"""The reference MoE's side of `portable.reference`: what the core may ask of the model.
+
+Registered as ``portable.models.hook:HOOK`` in the ``portable.reference`` entry-point
+group. Importing it does not import torch; only exporting a preset on a cache miss does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import (
+    DISPATCHES,
+    PRESETS,
+    MoEConfig,
+    active_params_per_token,
+    apply_overrides,
+    get_preset,
+    total_params,
+)
+
+BYTES_PER_PARAM = 4  # float32 weights, as exported
+
+
+class MoEReference:
+    presets = tuple(PRESETS)
+    dispatches = DISPATCHES
+
+    def export(self, preset: str, overrides: Sequence[str], dispatch: str | None
+               ) -> tuple[str, Path, Path, dict[str, Any]]:
+        from .cache import cached_export
+
+        config = apply_overrides(get_preset(preset), overrides)
+        if dispatch:
+            config = apply_overrides(config, [f"dispatch={dispatch}"])
+        exported = cached_export(config)
+        if exported is None:  # only a cache miss pays for importing torch
+            from .export import ensure_exported
+
+            exported = ensure_exported(config)
+        name = preset if config == get_preset(preset) else f"{preset}+{config.cache_key()}"
+        return name, exported.onnx_path, exported.golden_path, exported.config.to_dict()
+
+    def figures(self, config: Mapping[str, Any], outputs: Mapping[str, np.ndarray]
+                ) -> dict[str, Any]:
+        """Total and active parameters and, from the run's routing output, the expert load."""
+        cfg = MoEConfig.from_dict(dict(config))
+        figures: dict[str, Any] = {
+            "total_params": total_params(cfg),
+            "active_params_per_token": active_params_per_token(cfg),
+        }
+        expert_ids = outputs.get("expert_ids")
+        if expert_ids is not None and expert_ids.size:
+            per_layer = np.asarray(expert_ids).reshape(expert_ids.shape[0], -1)
+            figures["expert_load"] = [
+                np.bincount(layer, minlength=cfg.num_experts).tolist() for layer in per_layer
+            ]
+        return figures
+
+    def index_bounds(self, config: Mapping[str, Any]) -> dict[str, int]:
+        return {"input_ids": int(config["vocab_size"])}
+
+    def cost(self, config: Mapping[str, Any], batch: int, seq: int) -> dict[str, float]:
+        """FLOPs: 2 per active parameter per token plus attention's ``4 · seq² · hidden`` per
+        layer and sample; bytes: the float32 weights a run must read at least once."""
+        cfg = MoEConfig.from_dict(dict(config))
+        tokens = batch * seq
+        flops = (2 * active_params_per_token(cfg) * tokens
+                 + 4 * cfg.layers * batch * seq**2 * cfg.hidden)
+        params_read = min(total_params(cfg), active_params_per_token(cfg) * tokens)
+        return {"flops": float(flops), "bytes": float(params_read * BYTES_PER_PARAM)}
+
+
+HOOK = MoEReference()

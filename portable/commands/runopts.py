@@ -1,0 +1,102 @@
+"""Options and plumbing shared by the commands that run work items (`bench`, `check`).
+
+They turn the command line into a `portable.run.RunRequest` and a launcher; the
+pipeline itself lives in the core (`portable.run`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from portable import registry
+from portable.commands import split_backend_options, stderr
+from portable.commands.inputopts import input_options, input_spec, preflight
+from portable.launchers import InlineLauncher, Launcher, ProcessLauncher
+from portable.modelsource import ModelSource
+from portable.records import CellResult
+from portable.run import DEFAULT_TIMEOUT_S, BackendSpec, RunRequest, check
+from portable.timing import BenchSettings
+
+
+def _backend_help() -> str:
+    return "Backend (repeatable). Installed: " + ", ".join(registry.installed_names()) + "."
+
+
+def run_options(default_backends: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """-b, -o, --threads, --seed, --strict, --timeout, --isolate and the input options."""
+    decorators = [
+        click.option("-b", "--backend", "backend_names", multiple=True,
+                     default=default_backends or None, required=not default_backends,
+                     show_default=bool(default_backends), help=_backend_help()),
+        click.option("-o", "--option", "option_items", multiple=True,
+                     metavar="[BACKEND:]KEY=VALUE",
+                     help="Backend option, e.g. -o ort-cpu:graph_optimization_level=basic. "
+                          "Repeatable; `portable backends NAME` lists a backend's options."),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="Intra-op threads for every backend (default: the runtime's choice)."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Seed for generated inputs."),
+        click.option("--strict", is_flag=True,
+                     help="Fail (exit 1) when any node runs on a device other than the one "
+                          "asked for."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help=f"Seconds a backend may take before it is killed "
+                          f"(default {DEFAULT_TIMEOUT_S:g}; needs isolation)."),
+        click.option("--isolate/--no-isolate", default=True, show_default=True,
+                     help="Run each backend in its own process (a crash or hang costs one row). "
+                          "--no-isolate runs in this process, without a timeout."),
+    ]
+
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return input_options(func)
+
+    return apply
+
+
+def launcher(isolate: bool, timeout: float | None) -> Launcher:
+    """A child process per item with a timeout, or this process (which refuses a timeout)."""
+    return ProcessLauncher(timeout or DEFAULT_TIMEOUT_S) if isolate else InlineLauncher(timeout)
+
+
+def backend_specs(names: Sequence[str], option_items: Sequence[str]) -> tuple[BackendSpec, ...]:
+    canonical = list(dict.fromkeys(registry.canonical_name(b) for b in names))
+    per_backend = split_backend_options(option_items, canonical)
+    return tuple(BackendSpec(name, per_backend[name]) for name in canonical)
+
+
+def build_request(command: str, model: str, params: dict[str, Any],
+                  resolve_model: Callable[[], ModelSource], settings: BenchSettings,
+                  **fields: Any) -> RunRequest:
+    """The request for the run and input options in `params`, checked before anything runs.
+
+    Backends, options and the scenario are checked before the model is resolved (a
+    preset may need exporting); the inputs are resolved against the model (exit 2).
+    """
+    specs = backend_specs(params["backend_names"], params["option_items"])
+    check(specs, fields.get("scenario", "latency"), settings)
+    source = resolve_model()
+    given = input_spec(params["shapes"], params["dims"], params["values"], params["npz"])
+    request = RunRequest(source, specs, settings=settings, inputs=given, **fields)
+    for size in request.batch_sizes:
+        preflight(command, model, params["backend_names"], source.path, size, settings.seq,
+                  given)
+    return request
+
+
+def report_result(result: CellResult) -> None:
+    """One line on stderr for a result that did not run, and its warnings."""
+    if not result.ok and result.error is not None:
+        stderr(f"  {result.backend}: {result.status}: {result.error.message}")
+    for warning in result.warnings:
+        stderr(f"  {result.backend} batch {result.batch}: {warning}")
+
+
+def settings_from(params: dict[str, Any], **fields: Any) -> BenchSettings:
+    return BenchSettings(threads=params["threads"], strict=params["strict"],
+                         seed=params["seed"], **fields)
+
