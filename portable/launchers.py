@@ -14,8 +14,10 @@ are kept by the caller.
 from __future__ import annotations
 
 import abc
+import contextlib
 import multiprocessing
 import signal
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
@@ -75,13 +77,35 @@ def _signal_name(exitcode: int) -> str:
         return f"signal {-exitcode}"
 
 
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Start children without re-running the caller's script in them.
+
+    ``spawn`` re-imports a script that is ``__main__`` in every child (so a three-line
+    script without an ``if __name__ == "__main__"`` guard would run again there). The
+    child only needs `portable.launchers`, so the script's path is hidden while the
+    child's preparation data is taken.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 def run_in_child(item: WorkItem, timeout_s: float) -> CellResult:
     """`run_work_item` in a spawned child; never raises for what happens inside the child."""
     ctx = multiprocessing.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(item, child_conn), daemon=True)
     started = time.monotonic()
-    proc.start()
+    with _main_not_reimported():
+        proc.start()
     child_conn.close()
     try:
         result = _wait(proc, parent_conn, timeout_s)

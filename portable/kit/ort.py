@@ -334,6 +334,7 @@ class OrtAdapter(Adapter):
         return Capabilities(
             dtypes=("float32", "float16", "float64", "int8", "int32", "int64", "uint8", "bool"),
             dynamic_shapes=True,
+            device_resident_io=self.io_binding_device is not None,
             supported_ops=kernel_ops(self.provider),
         )
 
@@ -427,6 +428,8 @@ def kernel_ops(provider: str) -> frozenset[str] | None:
         ort = importlib.import_module("onnxruntime")
         if provider not in ort.get_available_providers():
             return None
+        # ONNX Runtime has no public API that lists kernels; without this one the op
+        # coverage is unknown (None), never guessed.
         kernels = importlib.import_module("onnxruntime.capi._pybind_state").get_all_opkernel_def()
     except (ImportError, AttributeError, RuntimeError):
         return None

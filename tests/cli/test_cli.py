@@ -96,3 +96,15 @@ def test_fast_paths_do_not_import_torch(args):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_backends_name_describes_options_and_capabilities(runner):
+    info = json.loads(invoke(runner, "backends", "cuda", "--json").output)
+    assert info["name"] == "ort-cuda" and "cuda" in info["aliases"]
+    assert not info["available"] and "portable[cuda]" in info["install_hint"]
+    assert info["options"]["gpu_mem_limit"]["help"]
+    assert info["capabilities"]["device_resident_io"] is True
+    text = invoke(runner, "backends", "openvino").output
+    assert "inference_precision" in text and "f32, bf16, f16" in text
+    assert "INFERENCE_PRECISION" in text
+    assert invoke(runner, "backends", "cpu").output.startswith("ort-cpu (cpu): available")
