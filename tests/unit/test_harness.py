@@ -98,3 +98,13 @@ def test_extras_after_timing_become_warnings(tmp_path, monkeypatch):
     result = run_work_item(_null_cell(tmp_path))
     assert result.ok and result.latency["count"] >= 5
     assert any("no model figures" in w for w in result.warnings)
+
+
+def test_a_pickled_golden_file_is_refused_before_timing_and_the_run_goes_on(tmp_path):
+    model = add_model(tmp_path / "add.onnx")
+    with open(tmp_path / "add.golden.npz", "wb") as fh:  # an object array: needs pickle
+        np.save(fh, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    settings = BenchSettings(batch=2, seq=1, warmup=0, iterations=2, min_duration_s=0.0)
+    result = run_work_item(WorkItem("null", {}, resolve(str(model)), settings))
+    assert result.ok and result.parity is None
+    assert any("no golden parity" in w for w in result.warnings)
