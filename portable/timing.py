@@ -22,8 +22,9 @@ class BenchSettings:
     threads: int | None = None
     strict: bool = False
     seed: int = 0
-    rate: float = 10.0
-    """Server scenario: target arrival rate, requests/s (Poisson)."""
+    rate: float | None = None
+    """Server scenario: target arrival rate, requests/s (Poisson); None: half the rate one
+    worker serves back to back, measured before the run."""
     p99_bound_ms: float = 100.0
     """Server scenario: the latency bound at the 99th percentile, queueing included."""
     find_peak: bool = False

@@ -44,13 +44,16 @@ class BatchList(click.ParamType):
 def _server_line(result: CellResult) -> str:
     server = result.extras["server"]
     achieved = server["achieved_rate"] or 0.0
+    p99 = "-" if server["p99_ms"] is None else f"{server['p99_ms']:.3f}"
     line = (f"server {result.backend} batch {result.batch}: {server['verdict']} at "
             f"{server['rate']:.3g} req/s (achieved {achieved:.3g}), "
-            f"p99 {result.latency['p99']:.3f} ms vs bound {server['p99_bound_ms']:g} ms")
+            f"p99 {p99} ms (LoadGen, queueing included) vs bound {server['p99_bound_ms']:g} ms")
     if "peak_rate" in server:
         peak = server["peak_rate"]
         line += (f"; peak {peak:.3g} req/s" if peak is not None
-                 else "; no trial rate kept p99 under the bound")
+                 else "; no trial rate was VALID")
+    if server["invalid_reasons"]:
+        line += "; INVALID: " + "; ".join(server["invalid_reasons"])
     return line
 
 
@@ -86,8 +89,9 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
 @click.option("--batch", "batches", type=BatchList(), default=None,
               help="Batch size, or a comma list for a sweep (default: 1 for latency, "
                    "1,4,16,64 for throughput). Each size is a cell of the matrix.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=10.0,
-              show_default=True, help="server: target arrival rate, requests/s.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="server: target arrival rate, requests/s (default: half the rate one "
+                   "worker serves back to back, measured first).")
 @click.option("--p99-bound-ms", type=click.FloatRange(min=0, min_open=True), default=100.0,
               show_default=True, help="server: latency bound at p99, queueing included.")
 @click.option("--find-peak", is_flag=True,
@@ -109,7 +113,8 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
               help="Result file (.json) or folder. Default: results/.")
 @run_options(default_backends=("cpu",))
 def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenario: str,
-            batches: tuple[int, ...] | None, rate: float, p99_bound_ms: float, find_peak: bool,
+            batches: tuple[int, ...] | None, rate: float | None, p99_bound_ms: float,
+            find_peak: bool,
             price_per_hour: float | None, seq: int, warmup: int, iterations: int,
             min_duration: float, max_duration: float, as_json: bool, output: Path | None,
             **params: Any) -> None:

@@ -21,11 +21,20 @@ def test_detail_log_verdict_and_reasons():
     verdict = parse_detail_log(text)
     assert verdict["verdict"] == "INVALID" and verdict["p99_ns"] == 9e6
     assert "effective_target_qps" not in verdict
-    assert invalid_reasons(verdict) == [
+    reasons = invalid_reasons(verdict)
+    assert [r.split(":")[0] for r in reasons] == [
         "p99 latency above --p99-bound-ms",
         "too few queries for MLPerf's early-stopping p99 estimate",
     ]
+    assert "lower --rate" in reasons[0] and "raise --min-duration" in reasons[1]  # what to do
     assert not under_bound(verdict)
+
+
+def test_only_a_valid_trial_counts_for_the_peak():
+    """Latency under the bound is not enough: too few queries for p99 is no evidence."""
+    short = {"verdict": "INVALID", "latency_bound_met": True, "min_duration_met": True,
+             "min_queries_met": True, "early_stopping_met": False}
+    assert not under_bound(short) and under_bound({**short, "verdict": "VALID"})
 
 
 def test_peak_search_converges_on_the_highest_rate_under_the_bound():
