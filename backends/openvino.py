@@ -9,6 +9,7 @@ compiled model really uses so parity tolerance follows it. Placement comes from
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 from collections.abc import Mapping
@@ -167,6 +168,9 @@ class OpenVinoAdapter(Adapter):
         placement = Placement(self.device(), by_device, source="openvino query_model")
         compiled = core.compile_model(model, device, self.compile_config(config))
         precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        return OpenVinoSession(
+        session = OpenVinoSession(
             compiled, read_signature(model_path), placement, _PRECISIONS.get(precision, precision)
         )
+        with contextlib.suppress(RuntimeError, TypeError, ValueError):
+            session.threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) or None
+        return session

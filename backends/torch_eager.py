@@ -84,4 +84,6 @@ class TorchEagerAdapter(Adapter):
 
         if config.threads:
             torch.set_num_threads(config.threads)
-        return TorchEagerSession(build_model(reference), torch, read_signature(model_path))
+        session = TorchEagerSession(build_model(reference), torch, read_signature(model_path))
+        session.threads = torch.get_num_threads()
+        return session

@@ -111,6 +111,8 @@ class Session(abc.ABC):
     """The float precision the device really computes in, when lower than the model's own
     (``"float16"`` under CANN's default precision mode, ``"bfloat16"`` on an OpenVINO bf16
     hint); None when it computes in the model's dtypes. Parity tolerance follows it."""
+    threads: int | None = None
+    """Intra-op threads the runtime really uses, where it can say (recorded with results)."""
 
     @abc.abstractmethod
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ measurement is never discarded.
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import sys
 import time
@@ -42,7 +43,7 @@ from portable.parity import compare
 from portable.records import CellResult, ErrorInfo, Memory, Rules, Status, Throughput
 from portable.scenarios import get as get_scenario
 from portable.signature import read_signature
-from portable.stats import median_ci, noise_warning, summarize_ns
+from portable.stats import load_warning, median_ci, noise_warning, summarize_ns
 from portable.timing import BenchSettings, ScenarioRun
 
 log = logging.getLogger(__name__)
@@ -169,11 +170,13 @@ def _measure(adapter: Adapter, item: WorkItem, result: CellResult) -> None:
                 f"{adapter.name}: nodes ran off {placement.requested}: "
                 f"{dict(placement.nodes_by_device)} ({', '.join(placement.fallback_op_types)})"
             )
-        meter = EnergyMeter.start()
+        meter, load_before = EnergyMeter.start(), _load_average()
         run = scenario.measure(session, feeds, settings)
         runs = settings.warmup + len(run.samples_ns)
         result.energy = meter.stop(tokens=runs * settings.batch * settings.seq)
         _record_run(result, run, settings)
+        _record_conditions(result, session.threads or settings.threads,
+                           max(load_before, _load_average()))
         if golden is not None:
             result.parity = compare(session.run(golden[0]), golden[1],
                                     "golden outputs from PyTorch eager", session.compute_precision)
@@ -202,6 +205,21 @@ def _record_run(result: CellResult, run: ScenarioRun, settings: BenchSettings) -
     result.rules = Rules(run.rules_met, run.reason, settings.warmup, settings.iterations,
                          settings.min_duration_s, settings.max_duration_s, run.duration_s)
     result.extras.update(run.extras)
+
+
+def _load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # not every platform has one
+        return 0.0
+
+
+def _record_conditions(result: CellResult, threads: int | None, load_average: float) -> None:
+    """The threads the runtime used and how busy the machine was while the scenario ran."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    result.conditions = {"threads": threads, "load_average_1m": load_average,
+                         "usable_cores": cores}
+    result.warnings.extend(w for w in (load_warning(load_average, cores or 1),) if w)
 
 
 def _add_model_figures(model: ModelSource, outputs: Mapping[str, np.ndarray],

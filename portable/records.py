@@ -142,6 +142,8 @@ class CellResult:
     cross_parity: dict[str, Any] | None = None
     memory: Memory = field(default_factory=Memory)
     energy: dict[str, Any] | None = None
+    conditions: dict[str, Any] | None = None
+    """``threads`` the runtime used, the machine's ``load_average_1m`` and ``usable_cores``."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Scenario- and model-specific sections (``server``, ``moe``, ``roofline``, ``cost``),
     serialised under their own keys."""
@@ -187,6 +189,7 @@ class CellResult:
             "raw_latency_ns": self.raw_latency_ns,
             "cross_parity": self.cross_parity,
             "energy": self.energy,
+            "conditions": self.conditions,
         }
         cell.update({key: value for key, value in optional.items() if value is not None})
         if self.placement is not None:

@@ -26,11 +26,14 @@ def summarize_ns(samples_ns: Sequence[int]) -> dict[str, Any]:
     }
     summary.update({f"p{p}": float(v) for p, v in zip(PERCENTILES, pct, strict=True)})
     summary["cv"] = summary["stdev"] / summary["mean"] if summary["mean"] > 0 else 0.0
+    median = summary["p50"]
+    mad = float(np.median(np.abs(ms - median)))
+    summary["robust_cv"] = 1.4826 * mad / median if median > 0 else 0.0
     return summary
 
 
 NOISY_CV = 0.10
-"""A run whose coefficient of variation exceeds this is flagged as noisy."""
+"""A run whose robust coefficient of variation exceeds this is flagged as noisy."""
 
 _BOOTSTRAP_DRAWS = 20_000_000
 """Budget of resampled values per CI: long runs get fewer resamples, never fewer than 200."""
@@ -61,12 +64,24 @@ def median_ci(
 
 
 def noise_warning(summary: dict[str, Any], threshold: float = NOISY_CV) -> str | None:
-    """A sentence for the user when the run was noisy, with its coefficient of variation."""
-    cv = summary.get("cv", 0.0)
-    if summary.get("count", 0) < 2 or cv <= threshold:
+    """A sentence for the user when the run was noisy.
+
+    Judged on the robust CV (1.4826 × median absolute deviation / median), so a few slow
+    outliers in an otherwise steady run do not flag it; the plain CV would.
+    """
+    spread = summary.get("robust_cv", summary.get("cv", 0.0))
+    if summary.get("count", 0) < 2 or spread <= threshold:
         return None
-    return (f"noisy run: coefficient of variation {cv:.1%} (above {threshold:.0%}); "
+    return (f"noisy run: robust coefficient of variation {spread:.1%} (above {threshold:.0%}); "
             "close other work or raise --min-duration")
+
+
+def load_warning(load_average: float, cores: int) -> str | None:
+    """A sentence when the machine ran more work than it has cores while this was measured."""
+    if load_average <= cores:
+        return None
+    return (f"loaded machine: load average {load_average:.1f} on {cores} cores while this "
+            "ran; its figures are slower than the device can do")
 
 
 def shift_p_value(base_ns: Sequence[int], new_ns: Sequence[int]) -> float | None:

@@ -30,14 +30,28 @@ def _parity_cell(parity: dict[str, Any] | None, cross: dict[str, Any] | None = N
     return "; ".join(texts) or "n/a (no reference)"
 
 
+def _speedups(results: Sequence[dict[str, Any]]) -> dict[int, str]:
+    """Per result index: p50 of the first ok backend at the same batch over this one's p50."""
+    reference: dict[int, float] = {}
+    for cell in results:
+        if cell["status"] == "ok" and cell["batch"] not in reference:
+            reference[cell["batch"]] = cell["latency"]["p50"]
+    return {i: f"{reference[c['batch']] / c['latency']['p50']:.2f}×"
+            for i, c in enumerate(results)
+            if c["status"] == "ok" and c["latency"].get("p50") and c["batch"] in reference}
+
+
 def bench_table(document: dict[str, Any]) -> Table:
     model = document["model"]["name"]
-    table = Table(title=f"portable bench · {model}", title_justify="left")
+    table = Table(title=f"portable bench · {model}", title_justify="left",
+                  caption="samples/s = batch / mean latency; speedup = the first backend's p50 "
+                          "/ this p50, at the same batch", caption_justify="left")
     for header in ("backend", "device", "model", "batch×seq", "p50 ms", "p90 ms", "p99 ms",
-                   "samples/s", "tokens/s", "parity (max abs)", "peak RSS"):
-        numeric = header.endswith(("ms", "/s", "RSS"))
+                   "speedup", "samples/s", "tokens/s", "parity (max abs)", "peak RSS"):
+        numeric = header.endswith(("ms", "/s", "RSS")) or header == "speedup"
         table.add_column(header, justify="right" if numeric else "left")
-    for cell in document["results"]:
+    speedups = _speedups(document["results"])
+    for index, cell in enumerate(document["results"]):
         device = (cell.get("device") or {}).get("device", "-")
         shape = f"{cell['batch']}×{cell['seq']}"
         if cell["status"] != "ok":
@@ -46,13 +60,14 @@ def bench_table(document: dict[str, Any]) -> Table:
             if error.get("hint") and error["hint"] not in reason:
                 reason += f" ({error['hint']})"
             table.add_row(cell["backend"], device, model, shape, f"[red]{escape(reason)}[/red]",
-                          *[""] * 6)
+                          *[""] * 7)
             continue
         lat, thr = cell["latency"], cell["throughput"]
         mark = "" if cell["rules"]["met"] else " *"
         table.add_row(
             cell["backend"], device, model, shape,
             f"{lat['p50']:.3f}{mark}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
+            speedups.get(index, "-"),
             f"{thr['samples_per_s']:.1f}", f"{thr['tokens_per_s']:.0f}",
             _parity_cell(cell.get("parity"), cell.get("cross_parity")),
             _mib(cell["memory"].get("peak_rss_bytes")),

@@ -399,6 +399,7 @@ class OrtAdapter(Adapter):
             sess, self.device(), self.session_providers(), self.io_device(), ort,
             self.compute_precision(), self.device_memory,
         )
+        session.threads = so.intra_op_num_threads or None
         bf16 = [t.name for t in session.inputs + session.outputs if t.dtype == "bfloat16"]
         if bf16:
             session.close()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from portable.stats import summarize_ns
+from portable.stats import load_warning, noise_warning, summarize_ns
 
 
 def test_summary_in_milliseconds_with_percentiles():
@@ -43,11 +43,25 @@ def test_median_ci_stays_cheap_on_very_long_runs():
     assert ci["resamples"] >= 200 and ci["low"] == ci["high"] == 2.0
 
 
-def test_noise_warning_names_the_cv():
-    from portable.stats import noise_warning
-
+def test_noise_warning_names_the_robust_cv():
     steady = summarize_ns([10_000_000, 10_100_000, 9_900_000])
     noisy = summarize_ns([10_000_000, 30_000_000, 5_000_000])
     assert noise_warning(steady) is None
     warning = noise_warning(noisy)
-    assert "noisy run" in warning and f"{noisy['cv']:.1%}" in warning
+    assert "noisy run" in warning and f"{noisy['robust_cv']:.1%}" in warning
+
+
+def test_a_steady_run_with_a_few_outliers_is_not_called_noisy():
+    """The plain CV flags a clean run (p50 1.087, p99 1.271: CV ~13%); the robust one does not."""
+    steady = [1_087_000 + (i % 7) * 3_000 for i in range(200)]
+    outliers = steady[:-6] + [2_600_000] * 6
+    summary = summarize_ns(outliers)
+    assert summary["cv"] > 0.10 and summary["robust_cv"] < 0.05
+    assert noise_warning(summary) is None
+    noisy = summarize_ns([1_000_000 * (1 + (i % 5) * 0.2) for i in range(200)])
+    assert "robust coefficient of variation" in noise_warning(noisy)
+
+
+def test_a_loaded_machine_is_flagged():
+    assert load_warning(1.5, 2) is None
+    assert "load average 8.0 on 2 cores" in load_warning(8.0, 2)
