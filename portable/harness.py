@@ -29,11 +29,11 @@ from portable.errors import (
     PlacementError,
     PortableError,
     UnsupportedModel,
+    condense_message,
 )
-from portable.inputs import InputSpec, describe_feeds, feed_specs, make_feeds
+from portable.inputs import InputSpec, describe_feeds, resolve_inputs
 from portable.modelsource import ModelSource
 from portable.parity import compare
-from portable.signature import read_signature
 from portable.stats import median_ci, noise_warning, summarize_ns
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def base_cell(cell: Cell) -> dict[str, Any]:
 def error_record(exc: BaseException, with_traceback: bool = False) -> dict[str, Any]:
     record = {
         "type": type(exc).__name__,
-        "message": str(exc),
+        "message": condense_message(str(exc)) or type(exc).__name__,
         "hint": getattr(exc, "hint", ""),
     }
     if with_traceback:
@@ -219,13 +219,8 @@ def _measure(adapter: Any, cell: Cell, result: dict[str, Any]) -> None:
     session = adapter.load(cell.model.path, config)
     result["session_create_ms"] = (time.perf_counter_ns() - t0) / 1e6
     try:
-        # From the ONNX file, not the session: some runtimes drop symbolic dim names,
-        # and every backend must get the same arrays.
-        signature = read_signature(cell.model.path)
-        feeds = make_feeds(
-            feed_specs(signature, cell.inputs), settings.batch, settings.seq, settings.seed,
-            cell.model.reference_config, cell.inputs, signature.index_bounds,
-        )
+        feeds = resolve_inputs(cell.model.path, settings.batch, settings.seq, settings.seed,
+                               cell.model.reference_config, cell.inputs).feeds
         result["inputs"] = describe_feeds(feeds)
         t0 = time.perf_counter_ns()
         first_outputs = session.run(feeds)

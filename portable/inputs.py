@@ -10,6 +10,7 @@ starts. Input files load with ``allow_pickle=False``: nothing is ever unpickled.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 
 from portable.adapter import Dim, TensorSpec
 from portable.errors import InputError
-from portable.signature import Signature
+from portable.signature import Signature, read_signature
 
 _BATCH_WORDS = ("batch", "n", "b")
 _SEQ_WORDS = ("seq", "sequence", "len", "length", "tokens", "time", "t", "s")
@@ -61,6 +62,39 @@ def feed_specs(signature: Signature, given: InputSpec) -> tuple[TensorSpec, ...]
     return signature.inputs + tuple(s for s in signature.optional_inputs if s.name in named)
 
 
+def _words(dim: str) -> list[str]:
+    return dim.lower().replace("-", "_").split("_")
+
+
+def _is_batch_name(dim: str) -> bool:
+    return any(w in _BATCH_WORDS for w in _words(dim)) or dim.lower().startswith("batch")
+
+
+def _is_seq_name(dim: str) -> bool:
+    return any(w in _SEQ_WORDS for w in _words(dim)) or dim.lower().startswith("seq")
+
+
+def _role(spec: TensorSpec, axis: int) -> str | None:
+    """``batch``, ``seq`` or None for a symbolic dim: by its name, else by its place.
+
+    By place, a leading dim is the batch, and the second dim of a rank-2 or rank-3
+    input (``[batch, tokens]``, ``[batch, frames, features]``) the sequence; the
+    second dim of an image (``[N, C, H, W]``) is not a sequence.
+    """
+    dim = spec.shape[axis]
+    if not isinstance(dim, str):
+        return None
+    if _is_batch_name(dim):
+        return "batch"
+    if _is_seq_name(dim):
+        return "seq"
+    if axis == 0:
+        return "batch"
+    if axis == 1 and len(spec.shape) in (2, 3):
+        return "seq"
+    return None
+
+
 def resolve_dims(
     specs: Sequence[TensorSpec], batch: int, seq: int, dims: Mapping[str, int] | None = None
 ) -> dict[str, int]:
@@ -68,23 +102,64 @@ def resolve_dims(
 
     A dim named like a batch (``batch``, ``N``) takes `batch`; like a sequence
     (``seq``, ``sequence_length``) takes `seq`; otherwise a symbolic leading dim is
-    the batch and the second the sequence. Dims left over are simply absent.
+    the batch, and the second dim of a rank-2 or rank-3 input the sequence. Dims
+    left over are simply absent.
     """
     sizes = dict(dims or {})
     for spec in specs:
         for axis, dim in enumerate(spec.shape):
-            if not isinstance(dim, str) or dim in sizes:
-                continue
-            words = dim.lower().replace("-", "_").split("_")
-            if any(w in _BATCH_WORDS for w in words) or dim.lower().startswith("batch"):
-                sizes[dim] = batch
-            elif any(w in _SEQ_WORDS for w in words) or dim.lower().startswith("seq"):
-                sizes[dim] = seq
-            elif axis == 0:
-                sizes[dim] = batch
-            elif axis == 1:
-                sizes[dim] = seq
+            if isinstance(dim, str) and dim not in sizes and (role := _role(spec, axis)):
+                sizes[dim] = batch if role == "batch" else seq
     return sizes
+
+
+def _first_dim(specs: Sequence[TensorSpec], role: str) -> tuple[str, int] | None:
+    """The first (input, axis) named for `role`, else the first placed for it."""
+    for by_name in (True, False):
+        for spec in specs:
+            for axis, dim in enumerate(spec.shape):
+                named = isinstance(dim, str) and (
+                    _is_batch_name(dim) if role == "batch" else _is_seq_name(dim))
+                if (named if by_name else _role(spec, axis) == role):
+                    return spec.name, axis
+    return None
+
+
+def sequence_dim(specs: Sequence[TensorSpec]) -> tuple[str, int] | None:
+    """The (input name, axis) that `--seq` sizes, or None when the model has no sequence.
+
+    A symbolic dim named like a sequence (``seq``, ``sequence_length``, ``time``),
+    else the symbolic second dim of a rank-2 or rank-3 input. An image model
+    (``[N, 3, H, W]``) has none: it reports no seq and no tokens/s.
+    """
+    return _first_dim(specs, "seq")
+
+
+def _batch_dim(specs: Sequence[TensorSpec]) -> tuple[str, int] | None:
+    """The dim named or placed like a batch, else the leading dim of the first input with
+    one (an unnamed dynamic leading dim first, as in ``[-1, 3, ?, ?]``)."""
+    ranked = [s for s in specs if s.shape]
+    found = _first_dim(ranked, "batch")
+    found = found or next(((s.name, 0) for s in ranked if s.shape[0] is None), None)
+    return found or next(((s.name, 0) for s in ranked), None)
+
+
+def run_shape(
+    specs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray]
+) -> tuple[int, int | None]:
+    """(batch, seq or None) of the feeds actually run, read from the arrays, not the flags.
+
+    `--shape images=4,3,224,224` runs batch 4 whatever `--batch` says, and `--inputs`
+    holding ``(2, 64)`` token arrays runs batch 2 × seq 64. The seq is None when the
+    model has no `sequence_dim`; the batch is 1 when no input has a leading dim.
+    """
+    def size(at: tuple[str, int] | None) -> int | None:
+        if at is None or at[0] not in feeds or np.ndim(feeds[at[0]]) <= at[1]:
+            return None
+        return int(np.shape(feeds[at[0]])[at[1]])
+
+    batch = size(_batch_dim(specs))
+    return (1 if batch is None else batch), size(sequence_dim(specs))
 
 
 def numpy_dtype(name: str) -> np.dtype:
@@ -101,7 +176,7 @@ def numpy_dtype(name: str) -> np.dtype:
         raise InputError(f"inputs of type {name} are not supported") from None
 
 
-def _shape_text(shape: Sequence[Dim]) -> str:
+def shape_text(shape: Sequence[Dim]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
@@ -176,38 +251,86 @@ def _bind(spec: TensorSpec, shape: Sequence[int], sizes: dict[str, int], source:
     """Take sizes of symbolic dims from a shape the user gave; refuse fixed dims that differ."""
     if len(shape) != len(spec.shape):
         raise InputError(
-            f"input {spec.name!r}: expected rank {len(spec.shape)} {_shape_text(spec.shape)}, "
+            f"input {spec.name!r}: expected rank {len(spec.shape)} {shape_text(spec.shape)}, "
             f"{source} has rank {len(shape)} {list(shape)}"
         )
     for dim, size in zip(spec.shape, shape, strict=True):
         if isinstance(dim, int) and dim != size:
             raise InputError(
-                f"input {spec.name!r}: expected shape {_shape_text(spec.shape)}, "
+                f"input {spec.name!r}: expected shape {shape_text(spec.shape)}, "
                 f"{source} gives {list(shape)}"
             )
         if isinstance(dim, str):
             sizes.setdefault(dim, int(size))
 
 
-def _unresolved_message(missing: list[tuple[TensorSpec, int, Dim]], command: str) -> str:
+_SPATIAL_WORDS = ("height", "width", "h", "w", "img", "image", "size")
+_CHANNEL_WORDS = ("channel", "channels", "c")
+_IMAGE_SIZE_KEYS = ("imgsz", "image_size", "img_size", "input_size")
+_IMAGE_SIDE = 224
+"""The usual side of an image classifier's input, when the model does not say."""
+_CHANNELS = 3
+
+
+def _image_side(metadata: Mapping[str, str], from_end: int) -> int:
+    """An image side from metadata (``imgsz: [640, 480]`` is height, width; ``image_size:
+    384`` both), else 224. `from_end` 1 is the width, 2 the height."""
+    for key in _IMAGE_SIZE_KEYS:
+        numbers = [int(n) for n in re.findall(r"\d+", metadata.get(key, "")) if int(n) > 0]
+        if numbers:
+            return numbers[-from_end] if 1 <= from_end <= len(numbers) else numbers[0]
+    return _IMAGE_SIDE
+
+
+def suggest_size(spec: TensorSpec, axis: int, batch: int, seq: int,
+                 metadata: Mapping[str, str] | None = None) -> int:
+    """A plausible size for a dim the user left open: never 1, which hides real cost.
+
+    In order: an integer in the model's metadata under the dim's own name; the batch
+    or seq for dims named or placed like them; 3 channels and 224 (or the metadata's
+    image size) for the channel and spatial dims of an image input (rank 4, channels
+    first unless a fixed 1 or 3 sits last); else the seq, a length of some kind.
+    """
+    metadata = {k.lower(): v for k, v in (metadata or {}).items()}
+    dim = spec.shape[axis]
+    if isinstance(dim, str) and metadata.get(dim.lower(), "").strip().isdigit():
+        return int(metadata[dim.lower()])
+    role = _role(spec, axis) if isinstance(dim, str) else ("batch" if axis == 0 else None)
+    if role:
+        return batch if role == "batch" else seq
+    words = set(_words(dim)) if isinstance(dim, str) else set()
+    rank = len(spec.shape)
+    channels_last = rank == 4 and spec.shape[3] in (1, 3) and spec.shape[1] not in (1, 3)
+    says_spatial = bool(words & set(_SPATIAL_WORDS))
+    if words & set(_CHANNEL_WORDS) or (
+            rank == 4 and axis == (3 if channels_last else 1) and not says_spatial):
+        return _CHANNELS
+    if says_spatial or rank == 4:
+        return _image_side(metadata, (3 if channels_last else 4) - axis)
+    return seq
+
+
+def _unresolved_message(missing: list[tuple[TensorSpec, int, Dim]], command: str,
+                        batch: int, seq: int, metadata: Mapping[str, str] | None) -> str:
     where = "; ".join(
-        f"input {spec.name!r} {_shape_text(spec.shape)} dimension {axis}"
+        f"input {spec.name!r} {shape_text(spec.shape)} dimension {axis}"
         + (f" ({dim})" if dim else " (unnamed)")
         for spec, axis, dim in missing
     )
     flags: list[str] = []
-    for spec, _axis, dim in missing:
+    for spec, axis, dim in missing:
         if isinstance(dim, str):
-            flag = f"--dim {dim}=1"
+            flag = f"--dim {dim}={suggest_size(spec, axis, batch, seq, metadata)}"
         else:
             flag = f"--shape {spec.name}=" + ",".join(
-                "1" if not isinstance(d, int) else str(d) for d in spec.shape
+                str(d) if isinstance(d, int) else str(suggest_size(spec, i, batch, seq, metadata))
+                for i, d in enumerate(spec.shape)
             )
         if flag not in flags:
             flags.append(flag)
     return (
-        f"unresolved input dimensions: {where}. Set them (sizes of 1 shown), e.g.: "
-        f"{command} {' '.join(flags)}"
+        f"unresolved input dimensions: {where}. Set them (sizes suggested from the model's "
+        f"metadata or common defaults), e.g.: {command} {' '.join(flags)}"
     )
 
 
@@ -217,11 +340,13 @@ def plan_shapes(
     seq: int,
     given: InputSpec | None = None,
     command: str = "portable bench --model MODEL",
+    metadata: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[int, ...]]:
     """The concrete shape of every input, or one InputError saying what to set and how.
 
     Sizes come from, in order: ``--dim``, ``--shape``, data the user supplied, then
-    batch/seq by name or position. `command` starts the example in the error.
+    batch/seq by name or position. `command` starts the example in the error, whose
+    suggested sizes use the model's `metadata` where it has them.
     """
     given = given or InputSpec()
     names = [s.name for s in specs]
@@ -262,7 +387,7 @@ def plan_shapes(
                 missing.append((spec, axis, dim))
         shapes[spec.name] = tuple(shape)
     if missing:
-        raise InputError(_unresolved_message(missing, command))
+        raise InputError(_unresolved_message(missing, command, batch, seq, metadata))
     for name, array in supplied.items():
         _fit(by_name[name], array, shapes[name], _source(name, given))
     return shapes
@@ -304,9 +429,36 @@ def _fit(spec: TensorSpec, array: np.ndarray, shape: tuple[int, ...], source: st
     if source == "--input" and array.size == int(np.prod(shape)):
         return array.reshape(shape)
     raise InputError(
-        f"input {spec.name!r}: expected shape {list(shape)} ({_shape_text(spec.shape)}), "
+        f"input {spec.name!r}: expected shape {list(shape)} ({shape_text(spec.shape)}), "
         f"{source} gives {list(array.shape)}"
     )
+
+
+def _name_words(name: str) -> set[str]:
+    return set(re.split(r"[^a-z0-9]+", name.lower()))
+
+
+def conventional_values(spec: TensorSpec, generated: np.ndarray) -> np.ndarray:
+    """What a tokenizer would feed to an input named by convention, else `generated`.
+
+    An attention mask (``attention_mask``, ``input_mask``, ``mask``; not a padding or
+    causal mask, whose ones would mean "ignore") is all ones, so no token is masked
+    out: random 0/1s change the work a model does and its speed. Integer position
+    ids (``position_ids``) count 0, 1, 2, ... along the last axis; token type ids
+    (``token_type_ids``, ``segment_ids``) are zeros, one segment.
+    """
+    words = _name_words(spec.name)
+    integer = generated.dtype.kind in "iu"
+    if "mask" in words and not words & {"pad", "padding", "causal"} and generated.dtype.kind != "O":
+        return np.ones_like(generated)
+    if not integer or not words & {"ids", "id"} or generated.ndim == 0:
+        return generated
+    if words & {"position", "pos"}:
+        positions = np.arange(generated.shape[-1], dtype=generated.dtype)
+        return np.ascontiguousarray(np.broadcast_to(positions, generated.shape))
+    if words & {"type", "segment"}:
+        return np.zeros_like(generated)
+    return generated
 
 
 def make_feeds(
@@ -320,9 +472,11 @@ def make_feeds(
 ) -> dict[str, np.ndarray]:
     """Seeded inputs for every model input, with the user's shapes, dims and data applied.
 
-    Token ids of the reference model stay inside its vocabulary, and integer inputs
-    that index a tensor (`index_bounds`, from the signature) stay inside it. Every
-    backend that gets the same specs, sizes, seed and `given` gets the same arrays.
+    Token ids of the reference model stay inside its vocabulary, integer inputs
+    that index a tensor (`index_bounds`, from the signature) stay inside it, and
+    masks, position ids and token type ids hold what a tokenizer would give
+    (`conventional_values`). Every backend that gets the same specs, sizes, seed
+    and `given` gets the same arrays.
     """
     given = given or InputSpec()
     shapes = plan_shapes(specs, batch, seq, given)
@@ -333,12 +487,56 @@ def make_feeds(
     for spec in specs:
         high = (index_bounds or {}).get(spec.name, vocab)
         generated = random_array(spec, shapes[spec.name], rng, high=high)  # keeps rng in step
+        generated = conventional_values(spec, generated)
         if spec.name in supplied:
             feeds[spec.name] = _fit(spec, supplied[spec.name], shapes[spec.name],
                                     _source(spec.name, given))
         else:
             feeds[spec.name] = generated
     return feeds
+
+
+@dataclass(frozen=True)
+class ResolvedInputs:
+    """The inputs a cell runs: which model inputs are fed, and the arrays."""
+
+    specs: tuple[TensorSpec, ...]
+    feeds: dict[str, np.ndarray]
+
+    def batch_seq(self) -> tuple[int, int | None]:
+        """(batch, seq or None) actually run: see `run_shape`."""
+        return run_shape(self.specs, self.feeds)
+
+
+def resolve_inputs(model_path: Path, batch: int, seq: int, seed: int,
+                   reference_config: Mapping[str, Any] | None,
+                   given: InputSpec) -> ResolvedInputs:
+    """The feeds for a model file, from its ONNX signature (not a session's: some runtimes
+    drop symbolic dim names, and every backend must get the same arrays)."""
+    signature = read_signature(model_path)
+    specs = feed_specs(signature, given)
+    feeds = make_feeds(specs, batch, seq, seed, reference_config, given, signature.index_bounds)
+    return ResolvedInputs(specs, feeds)
+
+
+def save_inputs(path: Path, feeds: Mapping[str, np.ndarray]) -> Path:
+    """Write `feeds` as an .npz that ``--inputs`` reads back (atomically, umask mode).
+
+    String inputs are stored as unicode arrays, so the file loads without pickle.
+    """
+    import zipfile
+
+    from portable.atomicfile import atomic_write
+
+    try:
+        with atomic_write(path) as fh, zipfile.ZipFile(fh, "w") as archive:
+            for name, array in feeds.items():  # not np.savez(**feeds): an input may be "file"
+                data = array.astype(str) if array.dtype.kind == "O" else np.asanyarray(array)
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, data, allow_pickle=False)
+    except OSError as exc:
+        raise InputError(f"--save-inputs {path}: cannot write ({exc.strerror or exc})") from None
+    return Path(path)
 
 
 def describe_feeds(feeds: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:

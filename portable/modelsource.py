@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from portable.errors import ModelError
+from portable.errors import ModelError, condense_message
 
 GOLDEN_SUFFIX = ".golden.npz"
 CONFIG_KEY = "portable.config"
@@ -71,9 +72,14 @@ def looks_like_path(spec: str) -> bool:
 
 
 def resolve(
-    spec: str, overrides: Sequence[str] = (), dispatch: str | None = None
+    spec: str, overrides: Sequence[str] = (), dispatch: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ModelSource:
-    """A preset name (exported and cached on first use) or the path of an ONNX file."""
+    """A preset name (exported and cached on first use) or the path of an ONNX file.
+
+    A preset's first export can take a minute (moe-base): `progress` is told when
+    one starts and how long it took, so a command can say so on stderr.
+    """
     if looks_like_path(spec):
         if overrides or dispatch:
             raise ModelError("--set and --dispatch apply to presets, not to an ONNX file")
@@ -89,7 +95,11 @@ def resolve(
     if exported is None:  # only a cache miss pays for importing torch
         from portable.models.export import ensure_exported
 
+        say = progress or (lambda message: None)
+        say(f"exporting {spec} to ONNX with golden outputs (first use; cached afterwards) ...")
+        started = time.monotonic()
         exported = ensure_exported(config)
+        say(f"exported {spec} in {time.monotonic() - started:.1f}s")
     name = spec if config == get_preset(spec) else f"{spec}+{config.cache_key()}"
     return ModelSource(
         name, exported.onnx_path, "preset", exported.golden_path, exported.config.to_dict()
@@ -143,8 +153,8 @@ def check_onnx_file(path: Path) -> Any:
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: fails the ONNX checker: {first_line}") from None
+        reason = condense_message(str(exc)) or type(exc).__name__
+        raise ModelError(f"{path}: fails the ONNX checker: {reason}") from None
     return model
 
 

@@ -15,6 +15,7 @@ import click
 
 from portable import errors, registry
 from portable.commands import (
+    BackendOption,
     CliError,
     exit_code_for,
     preset_options,
@@ -22,7 +23,7 @@ from portable.commands import (
     split_backend_options,
     stderr,
 )
-from portable.commands.inputopts import input_options, input_spec, preflight
+from portable.commands.inputopts import input_options, input_spec, preflight, save_run_inputs
 
 SCENARIOS = ("latency", "throughput", "server")
 DEFAULT_BATCHES = {"latency": (1,), "throughput": (1, 4, 16, 64), "server": (1,)}
@@ -97,7 +98,7 @@ def _check_writable(output: Path | None) -> None:
 
 @click.command("bench")
 @click.option("-b", "--backend", "backend_names", multiple=True, default=("cpu",),
-              show_default=True, help="Backend to run (repeatable): cpu, torch, openvino, cuda.")
+              show_default=True, cls=BackendOption, help="Backend to run (repeatable).")
 @click.option("-m", "--model", default="moe-tiny", show_default=True,
               help="A reference preset (moe-tiny, moe-small, moe-base) or a path to an .onnx file.")
 @preset_options
@@ -147,7 +148,8 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
           min_duration: float, max_duration: float, threads: int | None,
           option_items: tuple[str, ...], strict: bool, seed: int, timeout: float,
           isolate: bool, as_json: bool, output: Path | None, shapes: tuple[str, ...],
-          dims: tuple[str, ...], values: tuple[str, ...], npz: Path | None) -> None:
+          dims: tuple[str, ...], values: tuple[str, ...], npz: Path | None,
+          save_inputs: Path | None) -> None:
     """Benchmark a model on one or more backends: latency, throughput, parity, memory.
 
     Each backend runs the same inputs; latency is timed around run + synchronize
@@ -191,10 +193,11 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
                              min_duration_s=min_duration, max_duration_s=max_duration,
                              threads=threads, strict=strict, seed=seed, rate=rate,
                              p99_bound_ms=p99_bound_ms, find_peak=find_peak)
-    source = resolve(model, overrides, dispatch)
+    source = resolve(model, overrides, dispatch, progress=stderr)
     given = input_spec(shapes, dims, values, npz)
     for size in batches:
         preflight("bench", model, backend_names, source.path, size, seq, given)
+    save_run_inputs(save_inputs, source, batches, seq, seed, given)
     plan = [Cell(name, per_backend[name], source, dataclasses.replace(settings, batch=size),
                  scenario, inputs=given, keep_outputs=len(names) > 1)
             for name in names for size in batches]

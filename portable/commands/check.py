@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from portable import errors, registry
-from portable.commands import exit_code_for, split_backend_options, stderr
-from portable.commands.inputopts import input_options, input_spec, preflight
+from portable.commands import BackendOption, exit_code_for, split_backend_options, stderr
+from portable.commands.inputopts import input_options, input_spec, preflight, save_run_inputs
 
 
 def _rows(cells: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -36,12 +36,18 @@ def _rows(cells: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
             for name, out in report["outputs"].items():
                 verdict = "pass" if out["passed"] else "FAIL"
                 rows.append((label, name, out["dtype"], f"{out['max_abs_error']:.2e}",
-                             f"{out['max_rel_error']:.2e}", f"{out['tolerance']:.0e}",
+                             f"{out['max_rel_error']:.2e}",
+                             f"{out['tolerance']:.0e}" if out["tolerance"] else "exact",
                              str(out["mismatched"]), str(out["nonfinite"]),
                              verdict + (f" ({out['note']})" if out["note"] else "")))
             if report.get("note"):
                 rows.append((label, "-", "-", "-", "-", "-", "-", "-", f"FAIL ({report['note']})"))
     return rows
+
+
+TOLERANCE_NOTE = ("tolerance (abs/rel): an element passes when |actual - reference| <= "
+                  "tol * max(1, |reference|): absolute below 1, relative above; "
+                  "integer and bool outputs must match exactly")
 
 
 def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
@@ -50,8 +56,9 @@ def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
 
     from portable.tables import print_table
 
-    table = Table(title=title, title_justify="left")
-    for header in ("backend", "output", "dtype", "max abs", "max rel", "tolerance",
+    table = Table(title=title, title_justify="left", caption=TOLERANCE_NOTE,
+                  caption_justify="left")
+    for header in ("backend", "output", "dtype", "max abs", "max rel", "tolerance (abs/rel)",
                    "mismatched", "NaN/Inf", "verdict"):
         table.add_column(header)
     for row in rows:
@@ -61,6 +68,7 @@ def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
 
 @click.command("check")
 @click.option("-b", "--backend", "backend_names", multiple=True, required=True,
+              cls=BackendOption,
               help="Backend (repeatable, at least two); the first one is the reference.")
 @click.option("-m", "--model", default="moe-tiny", show_default=True,
               help="A reference preset or a path to an .onnx file.")
@@ -82,7 +90,7 @@ def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
 def command(backend_names: tuple[str, ...], model: str, batch: int, seq: int, seed: int,
             threads: int | None, option_items: tuple[str, ...], timeout: float, isolate: bool,
             as_json: bool, shapes: tuple[str, ...], dims: tuple[str, ...],
-            values: tuple[str, ...], npz: Path | None) -> None:
+            values: tuple[str, ...], npz: Path | None, save_inputs: Path | None) -> None:
     """Check that backends agree: same inputs, outputs compared with the first backend's.
 
     Every backend runs the model once on the same seeded (or supplied) inputs.
@@ -107,9 +115,10 @@ def command(backend_names: tuple[str, ...], model: str, batch: int, seq: int, se
     for name in names:
         with contextlib.suppress(errors.BackendUnavailable, errors.AdapterLoadError):
             registry.create(name, per_backend[name])
-    source = resolve(model)
+    source = resolve(model, progress=stderr)
     given = input_spec(shapes, dims, values, npz)
     preflight("check", model, backend_names, source.path, batch, seq, given)
+    save_run_inputs(save_inputs, source, (batch,), seq, seed, given)
     settings = BenchSettings(batch=batch, seq=seq, warmup=0, iterations=1, min_duration_s=0.0,
                              threads=threads, seed=seed)
     cells = []
