@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,19 @@ from portable.adapter import (
     Adapter,
     Capabilities,
     DeviceInfo,
+    OpCoverage,
     Option,
     Placement,
     Session,
     SessionConfig,
     parse_non_negative_int,
 )
-from portable.errors import BackendUnavailable, InputError, ModelError, UnsupportedModel
+from portable.errors import (
+    BackendUnavailable,
+    InputError,
+    ModelError,
+    UnsupportedModel,
+)
 from portable.signature import read_signature
 
 HINT = "pip install 'portable[openvino]'"
@@ -45,6 +51,35 @@ def _import_openvino() -> Any:
         raise BackendUnavailable(f"openvino cannot be imported: {exc}", HINT) from None
 
 
+def port_indices(kind: str, names: Sequence[str], ports: Sequence[Any]) -> dict[str, int]:
+    """Each tensor name -> the index of the OpenVINO port for it.
+
+    A port carries every name its tensor has (``port.get_names()``), and OpenVINO
+    moves names when it folds ops away: an Identity's output name joins its input's
+    port, and a model whose only op is a Dropout loses its input's name. So a name
+    is found among all of a port's names, and, when the counts agree, by position
+    as the last resort. Raises ModelError, naming what the ports carry, otherwise.
+    """
+    found: dict[str, int] = {}
+    for index, port in enumerate(ports):
+        for name in sorted(port.get_names()):
+            found.setdefault(name, index)
+    mapping = {name: found[name] for name in names if name in found}
+    taken = set(mapping.values())
+    for position, name in enumerate(names):
+        if name not in mapping and len(names) == len(ports) and position not in taken:
+            mapping[name] = position
+            taken.add(position)
+    missing = [name for name in names if name not in mapping]
+    if missing:
+        carried = "; ".join(", ".join(sorted(p.get_names())) or "(unnamed)" for p in ports)
+        raise ModelError(
+            f"openvino: no {kind} port for {', '.join(map(repr, missing))}; "
+            f"its {kind} ports carry the names: {carried}"
+        )
+    return mapping
+
+
 class OpenVinoSession(Session):
     def __init__(self, compiled: Any, signature: Any, placement: Placement, precision: str):
         self._compiled = compiled
@@ -53,20 +88,32 @@ class OpenVinoSession(Session):
         self.inputs = signature.inputs
         self.outputs = signature.outputs
         self.compute_precision = None if precision == "float32" else precision
-        self._output_names = [o.name for o in self.outputs]
+        self._input_ports = port_indices("input", [s.name for s in self.inputs], compiled.inputs)
+        self._output_ports = port_indices(
+            "output", [s.name for s in self.outputs], compiled.outputs)
+
+    def _ports_of(self, feeds: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+        unknown = [name for name in feeds if name not in self._input_ports]
+        if unknown:
+            raise InputError(
+                f"openvino cannot feed {', '.join(map(repr, unknown))}: OpenVINO turns an input "
+                "that has an initializer into a constant; the model's fed inputs are "
+                + ", ".join(self._input_ports)
+            )
+        # ascontiguousarray would turn 0-d arrays into 1-d ones.
+        return {self._input_ports[name]: np.require(value, requirements="C")
+                for name, value in feeds.items()}
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._request is None:
             raise RuntimeError("session is closed")
+        ports = self._ports_of(feeds)
         try:
-            # ascontiguousarray would turn 0-d arrays into 1-d ones.
-            results = self._request.infer({name: np.require(v, requirements="C") for name, v in
-                                           feeds.items()})
+            results = self._request.infer(ports)
         except RuntimeError as exc:
             raise InputError(f"openvino rejected the inputs: {exc}") from None
-        by_name = {port.get_any_name(): value for port, value in results.items()}
         # infer() returns views into the request's buffers: copy, the next run reuses them.
-        return {name: np.array(by_name[name]) for name in self._output_names}
+        return {name: np.array(results[index]) for name, index in self._output_ports.items()}
 
     def placement(self) -> Placement:
         return self._placement
@@ -137,13 +184,9 @@ class OpenVinoAdapter(Adapter):
             properties["NUM_STREAMS"] = str(self.options["streams"])
         return properties
 
-    def load(self, model_path: Path, config: SessionConfig) -> OpenVinoSession:
-        ov = _import_openvino()
-        self.probe()
-        core = ov.Core()
-        device = self.options["device"]
+    def _read(self, core: Any, model_path: Path) -> Any:
         try:
-            model = core.read_model(str(model_path))
+            return core.read_model(str(model_path))
         except RuntimeError as exc:
             missing = _UNCONVERTED.search(str(exc))
             if missing:
@@ -152,19 +195,45 @@ class OpenVinoAdapter(Adapter):
                     f"{missing.group(1).strip()}"
                 ) from None
             raise ModelError(f"openvino could not read {model_path}: {exc}") from None
-        supported = core.query_model(model, device)
-        ops = [op.get_friendly_name() for op in model.get_ops()]
-        unsupported = sorted({
-            op.get_type_name() for op in model.get_ops() if op.get_friendly_name() not in supported
-        })
+
+    def _query(self, core: Any, model: Any) -> tuple[dict[str, int], tuple[str, ...]]:
+        """The plugin's own answer (`query_model`): nodes per device, and the op types it
+        cannot run."""
+        supported = core.query_model(model, self.options["device"])
+        by_device: dict[str, int] = {}
+        unsupported: set[str] = set()
+        for op in model.get_ops():
+            target = supported.get(op.get_friendly_name())
+            if target is None:
+                unsupported.add(op.get_type_name())
+            else:
+                by_device[target.lower()] = by_device.get(target.lower(), 0) + 1
+        return by_device, tuple(sorted(unsupported))
+
+    def op_coverage(self, model_path: Path) -> OpCoverage:
+        ov = _import_openvino()
+        self.probe()
+        core = ov.Core()
+        source = f"openvino query_model on {self.options['device']}"
+        try:
+            model = self._read(core, model_path)
+        except UnsupportedModel as exc:
+            return OpCoverage(0, (str(exc).rpartition("no conversion for ")[2],),
+                              "openvino ONNX frontend")
+        by_device, unsupported = self._query(core, model)
+        return OpCoverage(sum(by_device.values()) + len(unsupported), unsupported, source)
+
+    def load(self, model_path: Path, config: SessionConfig) -> OpenVinoSession:
+        ov = _import_openvino()
+        self.probe()
+        core = ov.Core()
+        device = self.options["device"]
+        model = self._read(core, model_path)
+        by_device, unsupported = self._query(core, model)
         if unsupported:
             raise UnsupportedModel(
                 f"openvino device {device} cannot run op(s) {', '.join(unsupported)}"
             )
-        by_device: dict[str, int] = {}
-        for name in ops:
-            target = supported[name].lower()
-            by_device[target] = by_device.get(target, 0) + 1
         placement = Placement(self.device(), by_device, source="openvino query_model")
         compiled = core.compile_model(model, device, self.compile_config(config))
         precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()

@@ -51,6 +51,21 @@ class TorchEagerSession(Session):
         self._module = None
 
 
+def _reference_config(model_path: Path) -> Any:
+    """The reference config in the file's metadata; UnsupportedModel for any other model."""
+    from portable.models.config import load_config_from_onnx
+
+    reference = load_config_from_onnx(model_path)
+    if reference is None:
+        raise UnsupportedModel(
+            f"the torch backend runs only portable's reference presets (moe-tiny, moe-small, "
+            f"moe-base), not {model_path.name}: it rebuilds the PyTorch module from the "
+            "preset's config, and a user's ONNX file has no PyTorch module behind it; "
+            "use ort-cpu or openvino for it"
+        )
+    return reference
+
+
 class TorchEagerAdapter(Adapter):
     name = "torch"
     install_hint = HINT
@@ -69,15 +84,13 @@ class TorchEagerAdapter(Adapter):
     def capabilities(self) -> Capabilities:
         return Capabilities(dtypes=("float32",), dynamic_shapes=True)
 
-    def load(self, model_path: Path, config: SessionConfig) -> TorchEagerSession:
-        from portable.models.config import load_config_from_onnx
+    def op_coverage(self, model_path: Path) -> None:
+        """None for a reference model (the module runs it all); UnsupportedModel otherwise."""
+        _reference_config(model_path)
+        return None
 
-        reference = load_config_from_onnx(model_path)
-        if reference is None:
-            raise UnsupportedModel(
-                f"the torch backend runs only portable's reference models; {model_path} "
-                "carries no reference config (export one with `portable export`)"
-            )
+    def load(self, model_path: Path, config: SessionConfig) -> TorchEagerSession:
+        reference = _reference_config(model_path)
         import torch
 
         from portable.models.moe import build_model

@@ -22,7 +22,7 @@ import numpy as np
 
 from portable import registry
 from portable.adapter import SessionConfig
-from portable.inputs import make_feeds
+from portable.feeds import make_feeds
 from portable.models.config import get_preset
 from portable.models.export import ensure_exported
 from portable.timing import BenchSettings, measure_latency

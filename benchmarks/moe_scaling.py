@@ -32,7 +32,7 @@ import numpy as np
 
 from portable import registry
 from portable.adapter import SessionConfig
-from portable.inputs import make_feeds
+from portable.feeds import make_feeds
 from portable.models.config import MoEConfig, apply_overrides, get_preset, moe_layer_count
 from portable.timing import BenchSettings, measure_latency
 

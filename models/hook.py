@@ -6,7 +6,8 @@ group. Importing it does not import torch; only exporting a preset on a cache mi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ class MoEReference:
     presets = tuple(PRESETS)
     dispatches = DISPATCHES
 
-    def export(self, preset: str, overrides: Sequence[str], dispatch: str | None
+    def export(self, preset: str, overrides: Sequence[str], dispatch: str | None,
+               progress: Callable[[str], None] | None = None
                ) -> tuple[str, Path, Path, dict[str, Any]]:
         from .cache import cached_export
 
@@ -40,7 +42,11 @@ class MoEReference:
         if exported is None:  # only a cache miss pays for importing torch
             from .export import ensure_exported
 
+            say = progress or (lambda message: None)
+            say(f"exporting {preset} to ONNX with golden outputs (first use; cached afterwards)")
+            started = time.monotonic()
             exported = ensure_exported(config)
+            say(f"exported {preset} in {time.monotonic() - started:.1f}s")
         name = preset if config == get_preset(preset) else f"{preset}+{config.cache_key()}"
         return name, exported.onnx_path, exported.golden_path, exported.config.to_dict()
 

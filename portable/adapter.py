@@ -20,7 +20,8 @@ import numpy as np
 from portable.errors import InvalidOption
 
 #: (major, minor). A registry refuses an adapter built against another major.
-API_VERSION: tuple[int, int] = (1, 0)
+API_VERSION: tuple[int, int] = (1, 1)
+"""1.1 added the optional `Adapter.op_coverage` hook."""
 
 Dim = int | str | None
 """A dimension: a fixed size, a symbolic name (``"batch"``), or unknown (None)."""
@@ -73,6 +74,18 @@ class Capabilities:
     """Inputs and outputs can stay on the device between runs (the timed path skips host copies)."""
     supported_ops: frozenset[str] | None = None
     """ONNX op types the device can run, where the runtime can say; None when it cannot."""
+
+
+@dataclass(frozen=True)
+class OpCoverage:
+    """Which of one model's ops a device can run, as its runtime answers for that model."""
+
+    ops: int
+    """Nodes the runtime was asked about (in its own graph, after conversion)."""
+    unsupported: tuple[str, ...] = ()
+    """Op types it cannot run; empty when it can run them all."""
+    source: str = "runtime"
+    """Who answered, e.g. ``openvino query_model on CPU``."""
 
 
 @dataclass(frozen=True)
@@ -232,3 +245,12 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def capabilities(self) -> Capabilities: ...
+
+    def op_coverage(self, model_path: Path) -> OpCoverage | None:
+        """Which ops of this model the device can run, asked of the runtime for this model.
+
+        Optional (API 1.1): for runtimes that answer per model (OpenVINO's
+        `query_model`) rather than with a fixed op list (`capabilities`). None when
+        the runtime cannot say; `portable inspect` then uses `capabilities()`.
+        """
+        return None

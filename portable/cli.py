@@ -10,14 +10,13 @@ Results go to stdout (pure JSON with --json); logs and progress go to stderr.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import click
 
 import portable
 from portable import errors
-from portable.commands import CliError
+from portable.commands import CliError, add_logging_options, configure_logging
 
 EXIT_INTERNAL = 5
 
@@ -59,17 +58,14 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
       portable bench --backend cpu
       portable bench --backend cpu --backend torch --model moe-tiny --batch 2 --seq 64
       portable bench --backend cpu --model path/to/model.onnx --json
-      portable export --preset moe-tiny --output moe-tiny.onnx
+      portable export --model moe-tiny --output moe-tiny.onnx
       portable inspect path/to/model.onnx
       portable check --model path/to/model.onnx --backend openvino --backend cpu
 
     Exit codes: 0 ok, 1 a check failed, 2 usage error, 3 backend unavailable,
     4 backend crashed or timed out, 5 internal error, 130 interrupted.
     """
-    level = logging.DEBUG if debug or verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(debug, verbose)
     ctx.obj = {"debug": debug}
 
 
@@ -90,7 +86,7 @@ def _register_commands() -> None:
 
     for module in (backends, bench, calibrate, check, compare, conformance, export,
                    export_results, inspect, report):
-        cli.add_command(module.command)
+        cli.add_command(add_logging_options(module.command))
 
 
 _register_commands()

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portable.errors import condense_message
+
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 PARITY_CLAUSE = "test_outputs_match_golden"
 
@@ -71,6 +73,19 @@ class ConformanceReport:
         }
 
 
+def failure_message(longrepr: str) -> str:
+    """What a pytest failure says, in one line: its last block of ``E`` lines, condensed,
+    so a runtime's multi-line message keeps its cause (not only ``Exception from ...:189:``)."""
+    lines = [line for line in longrepr.splitlines() if line.strip()]
+    block: list[str] = []
+    for line in reversed(lines):
+        if line.lstrip().startswith("E "):
+            block.insert(0, line.lstrip()[1:].strip())
+        elif block:
+            break
+    return condense_message("\n".join(block)) or (lines[-1] if lines else "failed")
+
+
 class _Collector:
     """A pytest plugin keeping one outcome per test: the first failure or skip, else the call."""
 
@@ -86,10 +101,7 @@ class _Collector:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
             self.clauses[name] = Clause(name, "skipped", reason.removeprefix("Skipped: "))
         elif report.failed:
-            lines = [line for line in report.longreprtext.splitlines() if line.strip()]
-            message = next((ln for ln in reversed(lines) if ln.lstrip().startswith("E ")), "")
-            self.clauses[name] = Clause(name, "failed", message.strip()[2:].strip() or
-                                        (lines[-1] if lines else "failed"))
+            self.clauses[name] = Clause(name, "failed", failure_message(report.longreprtext))
         elif report.when == "call":
             self.clauses[name] = Clause(name, "passed")
 

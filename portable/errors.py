@@ -11,6 +11,7 @@ Exit codes (documented in the README and `portable --help`):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -88,3 +89,24 @@ class OutputError(PortableError):
 
 class ResultFileError(PortableError):
     """A result file is unreadable, of another schema version, or fails validation."""
+
+
+#: A line that only says where in a runtime's C++ source an error was raised.
+_SOURCE_LOCATION = re.compile(
+    r"^(Exception from |Check '.*' failed at )?[\w./\\-]+\.(cpp|cc|cxx|c|hpp|h):\d+:?$")
+
+
+def condense_message(text: str, limit: int = 1000) -> str:
+    """One line of a runtime's multi-line message: its first line and the cause below it.
+
+    OpenVINO's messages start ``Exception from src/.../infer_request.cpp:189:`` and
+    give the cause lines later; ONNX Runtime lists one line per bad index. Blank
+    lines and lines that only name a source location are dropped, the rest joined,
+    and a text over `limit` characters is cut with an ellipsis.
+    """
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return text.strip()
+    kept = [lines[0], *(line for line in lines[1:] if not _SOURCE_LOCATION.match(line))]
+    joined = " ".join(kept)
+    return joined if len(joined) <= limit else joined[: limit - 1] + "…"

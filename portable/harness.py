@@ -36,13 +36,14 @@ from portable.errors import (
     PlacementError,
     PortableError,
     UnsupportedModel,
+    condense_message,
 )
-from portable.inputs import InputSpec, describe_feeds, feed_specs, make_feeds
+from portable.feeds import describe_feeds, resolve_inputs
+from portable.inputs import InputSpec
 from portable.modelsource import ModelSource
 from portable.parity import compare
 from portable.records import CellResult, ErrorInfo, Memory, Rules, Status, Throughput
 from portable.scenarios import get as get_scenario
-from portable.signature import read_signature
 from portable.stats import load_warning, median_ci, noise_warning, summarize_ns
 from portable.timing import BenchSettings, ScenarioRun
 
@@ -101,7 +102,8 @@ def peak_rss_bytes() -> int:
 
 def error_info(exc: BaseException, with_traceback: bool = False) -> ErrorInfo:
     text = "".join(traceback.format_exception(exc)) if with_traceback else None
-    return ErrorInfo(type(exc).__name__, str(exc), getattr(exc, "hint", ""), text)
+    message = condense_message(str(exc)) or type(exc).__name__
+    return ErrorInfo(type(exc).__name__, message, getattr(exc, "hint", ""), text)
 
 
 def status_for(exc: BaseException) -> Status:
@@ -149,11 +151,11 @@ def _measure(adapter: Adapter, item: WorkItem, result: CellResult) -> None:
     # From the ONNX file, not the session: some runtimes drop symbolic dim names,
     # and every backend must get the same arrays. Resolved before load(), so a
     # static-shape stack can be told what will run.
-    signature = read_signature(item.model.path)
-    feeds = make_feeds(feed_specs(signature, item.inputs), settings.batch, settings.seq,
-                       settings.seed, item.model.reference_config, item.inputs,
-                       signature.index_bounds)
+    resolved = resolve_inputs(item.model.path, settings.batch, settings.seq, settings.seed,
+                              item.model.reference_config, item.inputs)
+    feeds = resolved.feeds
     result.inputs = describe_feeds(feeds)
+    result.batch, result.seq = resolved.batch_seq()  # what runs, not what the flags said
     golden = _golden(item.model, result)
 
     session, result.session_create_ms = _timed(
@@ -173,7 +175,7 @@ def _measure(adapter: Adapter, item: WorkItem, result: CellResult) -> None:
         meter, load_before = EnergyMeter.start(), _load_average()
         run = scenario.measure(session, feeds, settings)
         runs = settings.warmup + len(run.samples_ns)
-        result.energy = meter.stop(tokens=runs * settings.batch * settings.seq)
+        result.energy = meter.stop(tokens=runs * result.batch * (result.seq or 0))
         _record_run(result, run, settings)
         _record_conditions(result, session.threads or settings.threads,
                            max(load_before, _load_average()))
@@ -196,12 +198,13 @@ def _record_run(result: CellResult, run: ScenarioRun, settings: BenchSettings) -
     latency = summarize_ns(run.samples_ns)
     latency["median_ci"] = median_ci(run.samples_ns, seed=settings.seed)
     result.warnings.extend(w for w in (noise_warning(latency),) if w)
-    samples_per_s = settings.batch * 1000.0 / latency["mean"] if latency["count"] else 0.0
+    samples_per_s = result.batch * 1000.0 / latency["mean"] if latency["count"] else 0.0
     if run.rate_per_s is not None:  # arrivals, not the device, set the pace
-        samples_per_s = settings.batch * run.rate_per_s
+        samples_per_s = result.batch * run.rate_per_s
     result.latency = latency
     result.raw_latency_ns = run.samples_ns
-    result.throughput = Throughput(samples_per_s, samples_per_s * settings.seq)
+    tokens_per_s = samples_per_s * result.seq if result.seq is not None else None
+    result.throughput = Throughput(samples_per_s, tokens_per_s)
     result.rules = Rules(run.rules_met, run.reason, settings.warmup, settings.iterations,
                          settings.min_duration_s, settings.max_duration_s, run.duration_s)
     result.extras.update(run.extras)

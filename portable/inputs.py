@@ -9,7 +9,6 @@ starts. Input files load with ``allow_pickle=False``: nothing is ever unpickled.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from portable import reference
 from portable.adapter import Dim, TensorSpec
 from portable.errors import InputError
+from portable.shapes import resolve_dims, shape_text, suggest_size
 from portable.signature import Signature
 
-_BATCH_WORDS = ("batch", "n", "b")
-_SEQ_WORDS = ("seq", "sequence", "len", "length", "tokens", "time", "t", "s")
 _DEFAULT_INT_HIGH = 100
 _WORDS = ("alpha", "beta", "gamma", "delta", "portable", "onnx", "tensor", "string")
 
@@ -62,32 +59,6 @@ def feed_specs(signature: Signature, given: InputSpec) -> tuple[TensorSpec, ...]
     return signature.inputs + tuple(s for s in signature.optional_inputs if s.name in named)
 
 
-def resolve_dims(
-    specs: Sequence[TensorSpec], batch: int, seq: int, dims: Mapping[str, int] | None = None
-) -> dict[str, int]:
-    """Sizes for every symbolic dim: explicit `dims`, then batch/seq by name, then by position.
-
-    A dim named like a batch (``batch``, ``N``) takes `batch`; like a sequence
-    (``seq``, ``sequence_length``) takes `seq`; otherwise a symbolic leading dim is
-    the batch and the second the sequence. Dims left over are simply absent.
-    """
-    sizes = dict(dims or {})
-    for spec in specs:
-        for axis, dim in enumerate(spec.shape):
-            if not isinstance(dim, str) or dim in sizes:
-                continue
-            words = dim.lower().replace("-", "_").split("_")
-            if any(w in _BATCH_WORDS for w in words) or dim.lower().startswith("batch"):
-                sizes[dim] = batch
-            elif any(w in _SEQ_WORDS for w in words) or dim.lower().startswith("seq"):
-                sizes[dim] = seq
-            elif axis == 0:
-                sizes[dim] = batch
-            elif axis == 1:
-                sizes[dim] = seq
-    return sizes
-
-
 def numpy_dtype(name: str) -> np.dtype:
     """The numpy dtype of a signature's dtype name (bfloat16 through ml_dtypes, str as object)."""
     if name == "bfloat16":
@@ -100,10 +71,6 @@ def numpy_dtype(name: str) -> np.dtype:
         return np.dtype(name)
     except TypeError:
         raise InputError(f"inputs of type {name} are not supported") from None
-
-
-def _shape_text(shape: Sequence[Dim]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _check_names(kind: str, given: Sequence[str], known: Sequence[str]) -> None:
@@ -162,7 +129,7 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true/false or 1/0, got {text!r}")
 
 
-def _supplied(specs: Sequence[TensorSpec], given: InputSpec) -> dict[str, np.ndarray]:
+def supplied_arrays(specs: Sequence[TensorSpec], given: InputSpec) -> dict[str, np.ndarray]:
     """Arrays the user supplied (from --inputs, then --input literals), by input name."""
     names = [s.name for s in specs]
     _check_names("--input", list(given.values), names)
@@ -177,38 +144,40 @@ def _bind(spec: TensorSpec, shape: Sequence[int], sizes: dict[str, int], source:
     """Take sizes of symbolic dims from a shape the user gave; refuse fixed dims that differ."""
     if len(shape) != len(spec.shape):
         raise InputError(
-            f"input {spec.name!r}: expected rank {len(spec.shape)} {_shape_text(spec.shape)}, "
+            f"input {spec.name!r}: expected rank {len(spec.shape)} {shape_text(spec.shape)}, "
             f"{source} has rank {len(shape)} {list(shape)}"
         )
     for dim, size in zip(spec.shape, shape, strict=True):
         if isinstance(dim, int) and dim != size:
             raise InputError(
-                f"input {spec.name!r}: expected shape {_shape_text(spec.shape)}, "
+                f"input {spec.name!r}: expected shape {shape_text(spec.shape)}, "
                 f"{source} gives {list(shape)}"
             )
         if isinstance(dim, str):
             sizes.setdefault(dim, int(size))
 
 
-def _unresolved_message(missing: list[tuple[TensorSpec, int, Dim]], command: str) -> str:
+def _unresolved_message(missing: list[tuple[TensorSpec, int, Dim]], command: str,
+                        batch: int, seq: int, metadata: Mapping[str, str] | None) -> str:
     where = "; ".join(
-        f"input {spec.name!r} {_shape_text(spec.shape)} dimension {axis}"
+        f"input {spec.name!r} {shape_text(spec.shape)} dimension {axis}"
         + (f" ({dim})" if dim else " (unnamed)")
         for spec, axis, dim in missing
     )
     flags: list[str] = []
-    for spec, _axis, dim in missing:
+    for spec, axis, dim in missing:
         if isinstance(dim, str):
-            flag = f"--dim {dim}=1"
+            flag = f"--dim {dim}={suggest_size(spec, axis, batch, seq, metadata)}"
         else:
             flag = f"--shape {spec.name}=" + ",".join(
-                "1" if not isinstance(d, int) else str(d) for d in spec.shape
+                str(d) if isinstance(d, int) else str(suggest_size(spec, i, batch, seq, metadata))
+                for i, d in enumerate(spec.shape)
             )
         if flag not in flags:
             flags.append(flag)
     return (
-        f"unresolved input dimensions: {where}. Set them (sizes of 1 shown), e.g.: "
-        f"{command} {' '.join(flags)}"
+        f"unresolved input dimensions: {where}. Set them (sizes suggested from the model's "
+        f"metadata or common defaults), e.g.: {command} {' '.join(flags)}"
     )
 
 
@@ -218,11 +187,13 @@ def plan_shapes(
     seq: int,
     given: InputSpec | None = None,
     command: str = "portable bench --model MODEL",
+    metadata: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[int, ...]]:
     """The concrete shape of every input, or one InputError saying what to set and how.
 
     Sizes come from, in order: ``--dim``, ``--shape``, data the user supplied, then
-    batch/seq by name or position. `command` starts the example in the error.
+    batch/seq by name or position. `command` starts the example in the error, whose
+    suggested sizes use the model's `metadata` where it has them.
     """
     given = given or InputSpec()
     names = [s.name for s in specs]
@@ -238,7 +209,7 @@ def plan_shapes(
     by_name = {s.name: s for s in specs}
     for name, shape in given.shapes.items():
         _bind(by_name[name], shape, sizes, "--shape")
-    supplied = _supplied(specs, given)
+    supplied = supplied_arrays(specs, given)
     for name, array in supplied.items():
         literal = name in given.values
         if literal and not (len(by_name[name].shape) == 1 and array.size > 1):
@@ -263,34 +234,18 @@ def plan_shapes(
                 missing.append((spec, axis, dim))
         shapes[spec.name] = tuple(shape)
     if missing:
-        raise InputError(_unresolved_message(missing, command))
+        raise InputError(_unresolved_message(missing, command, batch, seq, metadata))
     for name, array in supplied.items():
-        _fit(by_name[name], array, shapes[name], _source(name, given))
+        fit_array(by_name[name], array, shapes[name], source_label(name, given))
     return shapes
 
 
-def _source(name: str, given: InputSpec) -> str:
+def source_label(name: str, given: InputSpec) -> str:
     return "--input" if name in given.values else f"--inputs {given.npz}"
 
 
-def random_array(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator,
-                 high: int | None = None) -> np.ndarray:
-    """Seeded values in a sensible range: normal floats, small non-negative integers, words."""
-    dtype = numpy_dtype(spec.dtype)
-    if dtype.kind in "fV" or spec.dtype == "bfloat16":
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype.kind in "iu":
-        top = min(high if high is not None else _DEFAULT_INT_HIGH, int(np.iinfo(dtype).max) + 1)
-        return rng.integers(0, top, size=shape).astype(dtype)
-    if dtype.kind == "b":
-        return rng.integers(0, 2, size=shape).astype(bool)
-    if dtype.kind == "O":
-        words = np.array(_WORDS, dtype=object)
-        return words[rng.integers(0, len(words), size=shape)]
-    raise InputError(f"input {spec.name!r}: cannot generate values of type {spec.dtype}")
-
-
-def _fit(spec: TensorSpec, array: np.ndarray, shape: tuple[int, ...], source: str) -> np.ndarray:
+def fit_array(spec: TensorSpec, array: np.ndarray, shape: tuple[int, ...],
+              source: str) -> np.ndarray:
     """Check supplied data against the input: dtype exactly, shape after literal broadcasting."""
     expected = numpy_dtype(spec.dtype)
     matches = array.dtype == expected or (expected.kind == "O" and array.dtype.kind in "USO")
@@ -305,53 +260,6 @@ def _fit(spec: TensorSpec, array: np.ndarray, shape: tuple[int, ...], source: st
     if source == "--input" and array.size == int(np.prod(shape)):
         return array.reshape(shape)
     raise InputError(
-        f"input {spec.name!r}: expected shape {list(shape)} ({_shape_text(spec.shape)}), "
+        f"input {spec.name!r}: expected shape {list(shape)} ({shape_text(spec.shape)}), "
         f"{source} gives {list(array.shape)}"
     )
-
-
-def make_feeds(
-    specs: Sequence[TensorSpec],
-    batch: int,
-    seq: int,
-    seed: int = 0,
-    reference_config: Mapping[str, Any] | None = None,
-    given: InputSpec | None = None,
-    index_bounds: Mapping[str, int] | None = None,
-) -> dict[str, np.ndarray]:
-    """Seeded inputs for every model input, with the user's shapes, dims and data applied.
-
-    Token ids of a reference model stay inside its vocabulary (`portable.reference`), and
-    integer inputs that index a tensor (`index_bounds`, from the signature) stay inside it. Every
-    backend that gets the same specs, sizes, seed and `given` gets the same arrays.
-    """
-    given = given or InputSpec()
-    shapes = plan_shapes(specs, batch, seq, given)
-    supplied = _supplied(specs, given)
-    rng = np.random.default_rng(seed)
-    bounds = {**reference.index_bounds(reference_config), **(index_bounds or {})}
-    feeds = {}
-    for spec in specs:
-        high = bounds.get(spec.name)
-        generated = random_array(spec, shapes[spec.name], rng, high=high)  # keeps rng in step
-        if spec.name in supplied:
-            feeds[spec.name] = _fit(spec, supplied[spec.name], shapes[spec.name],
-                                    _source(spec.name, given))
-        else:
-            feeds[spec.name] = generated
-    return feeds
-
-
-def describe_feeds(feeds: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    """Shape, dtype and a digest per input, so runs can prove they saw the same data."""
-    described = {}
-    for name, array in feeds.items():
-        data = np.ascontiguousarray(array)
-        raw = ("\x00".join(map(str, data.ravel())).encode() if data.dtype.kind == "O"
-               else data.tobytes())
-        described[name] = {
-            "shape": list(array.shape),
-            "dtype": str(array.dtype),
-            "sha256": hashlib.sha256(raw).hexdigest()[:16],
-        }
-    return described

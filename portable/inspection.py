@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from portable import registry
-from portable.adapter import TensorSpec
-from portable.errors import PortableError
+from portable.adapter import OpCoverage, TensorSpec
+from portable.errors import PortableError, UnsupportedModel
 from portable.modelsource import all_tensors
 from portable.signature import signature_of
 
@@ -140,11 +140,19 @@ class BackendSupport:
         return {"backend": self.backend, "verdict": self.verdict, "detail": self.detail}
 
 
+def _from_coverage(name: str, coverage: OpCoverage) -> BackendSupport:
+    if coverage.unsupported:
+        return BackendSupport(name, "no", f"{coverage.source}: cannot run "
+                              + ", ".join(coverage.unsupported))
+    return BackendSupport(name, "yes", f"{coverage.source}: all {coverage.ops} ops placed")
+
+
 def backend_support(summary: ModelSummary, names: Sequence[str]) -> list[BackendSupport]:
     """For each backend: does the runtime report an implementation of every op in the model?
 
-    Only what the adapter's `capabilities().supported_ops` says; a backend that
-    cannot list its ops is "unknown", never guessed to be fine.
+    The runtime's answer for this model where it gives one (`op_coverage`, e.g.
+    OpenVINO's `query_model`), else what `capabilities().supported_ops` lists; a
+    backend that can say neither is "unknown", never guessed to be fine.
     """
     rows = []
     for name in names:
@@ -154,9 +162,17 @@ def backend_support(summary: ModelSummary, names: Sequence[str]) -> list[Backend
             rows.append(BackendSupport(name, "unavailable", reason))
             continue
         try:
-            supported = registry.create(name).capabilities().supported_ops
+            adapter = registry.create(name)
+            coverage = adapter.op_coverage(summary.path)
+            supported = adapter.capabilities().supported_ops
+        except UnsupportedModel as exc:
+            rows.append(BackendSupport(name, "no", str(exc)))
+            continue
         except PortableError as exc:
             rows.append(BackendSupport(name, "unavailable", str(exc)))
+            continue
+        if coverage is not None:
+            rows.append(_from_coverage(name, coverage))
             continue
         if supported is None:
             rows.append(BackendSupport(name, "unknown", "the runtime does not list its ops"))

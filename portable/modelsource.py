@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from portable.errors import ModelError
+from portable.errors import ModelError, condense_message
 
 GOLDEN_SUFFIX = ".golden.npz"
 CONFIG_KEY = "portable.config"
@@ -71,9 +71,14 @@ def looks_like_path(spec: str) -> bool:
 
 
 def resolve(
-    spec: str, overrides: Sequence[str] = (), dispatch: str | None = None
+    spec: str, overrides: Sequence[str] = (), dispatch: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ModelSource:
-    """A preset name (exported and cached on first use) or the path of an ONNX file."""
+    """A preset name (exported and cached on first use) or the path of an ONNX file.
+
+    A preset's first export can take a minute (moe-base): `progress` is told when
+    one starts and how long it took, so a command can say so on stderr.
+    """
     if looks_like_path(spec):
         if overrides or dispatch:
             raise ModelError("--set and --dispatch apply to presets, not to an ONNX file")
@@ -85,7 +90,7 @@ def resolve(
         known = ", ".join(found.presets) if found else "none (no reference model installed)"
         raise ModelError(f"unknown model preset {spec!r}; known presets: {known}; "
                          "or give the path of an .onnx file")
-    name, path, golden, config = found.export(spec, overrides, dispatch)
+    name, path, golden, config = found.export(spec, overrides, dispatch, progress)
     return ModelSource(name, path, "preset", golden, config)
 
 
@@ -136,8 +141,8 @@ def check_onnx_file(path: Path) -> Any:
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: fails the ONNX checker: {first_line}") from None
+        reason = condense_message(str(exc)) or type(exc).__name__
+        raise ModelError(f"{path}: fails the ONNX checker: {reason}") from None
     return model
 
 

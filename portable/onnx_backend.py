@@ -30,7 +30,7 @@ from onnx.backend.base import Backend, BackendRep
 
 from portable import registry
 from portable.adapter import Session, SessionConfig
-from portable.errors import UnsupportedModel
+from portable.errors import UnsupportedModel, condense_message
 
 
 class AdapterRep(BackendRep):
@@ -138,12 +138,16 @@ _GIST = (re.compile(r"Mismatched elements|Max absolute difference"),
 
 
 def _gist(trace: str) -> str:
-    """The line of a unittest traceback that says what went wrong."""
+    """What went wrong, in one line, from a unittest traceback."""
     lines = [line.strip() for line in trace.splitlines() if line.strip()]
-    for pattern in _GIST:
-        hit = next((line for line in lines if pattern.search(line)), None)
-        if hit:
-            return hit
+    mismatch, error = _GIST
+    hit = next((line for line in lines if mismatch.search(line)), None)
+    if hit:
+        return hit
+    # An exception's message runs to the end of the trace: keep its cause lines too.
+    at = next((i for i, line in enumerate(lines) if error.search(line)), None)
+    if at is not None:
+        return condense_message("\n".join(lines[at:]))
     return lines[-1] if lines else ""
 
 

@@ -80,7 +80,8 @@ class ErrorInfo:
 class Throughput:
     samples_per_s: float
     """Batch size over the mean latency (or, under arrivals, over the completed rate)."""
-    tokens_per_s: float
+    tokens_per_s: float | None
+    """Samples/s × seq; None when the model has no sequence dimension."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"samples_per_s": self.samples_per_s, "tokens_per_s": self.tokens_per_s}
@@ -122,7 +123,8 @@ class CellResult:
     options: dict[str, str]
     scenario: str
     batch: int
-    seq: int
+    seq: int | None
+    """Read from the inputs that ran; None when the model has no sequence dimension."""
     status: Status = Status.ERROR
     error: ErrorInfo | None = None
     device: DeviceInfo | None = None

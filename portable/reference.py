@@ -12,7 +12,7 @@ a file without one has no reference extras.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -32,9 +32,11 @@ class ReferenceModels(Protocol):
     dispatches: tuple[str, ...]
     """Variants of a preset's MoE dispatch (``--dispatch``)."""
 
-    def export(self, preset: str, overrides: Sequence[str], dispatch: str | None
+    def export(self, preset: str, overrides: Sequence[str], dispatch: str | None,
+               progress: Callable[[str], None] | None = None
                ) -> tuple[str, Path, Path, dict[str, Any]]:
-        """(display name, ONNX path, golden path, config) of a preset, exported on a cache miss."""
+        """(display name, ONNX path, golden path, config) of a preset, exported on a cache
+        miss (telling `progress` when that starts and how long it took)."""
 
     def figures(self, config: Mapping[str, Any], outputs: Mapping[str, np.ndarray]
                 ) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from portable.results import write_text_atomic
+from portable.results import shape_label, write_text_atomic
 
 COLUMNS = ("model", "backend", "device", "scenario", "batch×seq", "p50 ms", "p50 95% CI",
            "p99 ms", "samples/s", "tokens/s", "roofline", "parity", "placement", "peak RSS",
@@ -104,7 +104,7 @@ def moe_scaling_plot(documents: Sequence[dict[str, Any]]) -> Plot | None:
     """Tokens/s against total parameters across runs of reference MoE configs."""
     series: dict[str, dict[int, float]] = defaultdict(dict)
     for _document, cell in _ok_cells(documents):
-        if "moe" in cell:
+        if "moe" in cell and cell["throughput"]["tokens_per_s"] is not None:
             total = cell["moe"]["total_params"]
             key = f"{cell['backend']} b={cell['batch']}"
             series[key][total] = max(series[key].get(total, 0.0),
@@ -175,7 +175,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def _row(document: dict[str, Any], cell: dict[str, Any]) -> list[str]:
     base = [document["model"]["name"], cell["backend"],
             (cell.get("device") or {}).get("device", "-"), cell["scenario"],
-            f"{cell['batch']}×{cell['seq']}"]
+            shape_label(cell)]
     if cell["status"] != "ok":
         return [*base, *["-"] * 9, f"{cell['status']}: {(cell.get('error') or {}).get('message')}"]
     lat, thr = cell["latency"], cell["throughput"]
@@ -197,7 +197,7 @@ def _row(document: dict[str, Any], cell: dict[str, Any]) -> list[str]:
         status += "; " + "; ".join(cell["warnings"])
     return [*base, f"{lat['p50']:.3f}",
             f"{ci['low']:.3f}–{ci['high']:.3f}" if ci else "-",
-            f"{lat['p99']:.3f}", f"{thr['samples_per_s']:.1f}", f"{thr['tokens_per_s']:.0f}",
+            f"{lat['p99']:.3f}", f"{thr['samples_per_s']:.1f}", _fmt(thr["tokens_per_s"], ".0f"),
             roof_text, parity_text, nodes or "-", _fmt(rss and rss / 2**20, ".0f") + " MiB",
             status]
 

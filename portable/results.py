@@ -167,6 +167,11 @@ def schema_error(document: dict[str, Any]) -> str | None:
     return f"at {where}: {error.message[:200]}"
 
 
+def shape_label(cell: dict[str, Any]) -> str:
+    """``batch×seq``, or ``batch N`` for a model without a sequence dimension."""
+    return f"{cell['batch']}×{cell['seq']}" if cell.get("seq") else f"batch {cell['batch']}"
+
+
 def best_throughput(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per backend, the ok cell with the most samples/s (the best point of a batch sweep)."""
     best: dict[str, dict[str, Any]] = {}

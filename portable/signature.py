@@ -36,13 +36,19 @@ def _dtype_name(elem_type: int) -> str:
 
 
 def tensor_spec(value_info: Any) -> TensorSpec:
-    """The TensorSpec of a graph input or output (symbolic dims by name, unknown as None)."""
+    """The TensorSpec of a graph input or output (symbolic dims by name, unknown as None).
+
+    Some exporters write a dynamic dim as ``-1`` instead of leaving it unnamed: a
+    negative size is read as unknown (None), so ``--shape`` can set it, as ONNX
+    Runtime and OpenVINO allow. A ``0`` stays a fixed size: both runtimes accept
+    only an empty tensor there.
+    """
     tensor = value_info.type.tensor_type
     dims: list[Dim] = []
     if tensor.HasField("shape"):
         for d in tensor.shape.dim:
             if d.HasField("dim_value"):
-                dims.append(int(d.dim_value))
+                dims.append(int(d.dim_value) if d.dim_value >= 0 else None)
             elif d.HasField("dim_param"):
                 dims.append(d.dim_param)
             else:

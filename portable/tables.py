@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from portable.registry import BackendStatus
+from portable.results import shape_label
 
 
 def _mib(value: int | None) -> str:
@@ -53,7 +54,7 @@ def bench_table(document: dict[str, Any]) -> Table:
     speedups = _speedups(document["results"])
     for index, cell in enumerate(document["results"]):
         device = (cell.get("device") or {}).get("device", "-")
-        shape = f"{cell['batch']}×{cell['seq']}"
+        shape = shape_label(cell)
         if cell["status"] != "ok":
             error = cell.get("error") or {}
             reason = f"{cell['status']}: {error.get('message', '')}"
@@ -68,7 +69,8 @@ def bench_table(document: dict[str, Any]) -> Table:
             cell["backend"], device, model, shape,
             f"{lat['p50']:.3f}{mark}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
             speedups.get(index, "-"),
-            f"{thr['samples_per_s']:.1f}", f"{thr['tokens_per_s']:.0f}",
+            f"{thr['samples_per_s']:.1f}",
+            "-" if thr["tokens_per_s"] is None else f"{thr['tokens_per_s']:.0f}",
             _parity_cell(cell.get("parity"), cell.get("cross_parity")),
             _mib(cell["memory"].get("peak_rss_bytes")),
         )

@@ -162,3 +162,58 @@ def identity_model(path: Path, elem_type: int) -> Path:
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
                               [v("x", elem_type, ["batch", 3])], [v("y", elem_type, ["batch", 3])])
     return _save(graph, path)
+
+
+def stored_dynamic_dims_model(path: Path) -> Path:
+    """y = relu(x) with x declared [-1, 3, ?, ?]: a dynamic batch stored as -1, as some
+    exporters write it, and unnamed height and width."""
+    v = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "stored_dynamic",
+        [v("x", TensorProto.FLOAT, [-1, 3, None, None])],
+        [v("y", TensorProto.FLOAT, [-1, 3, None, None])],
+    )
+    return _save(graph, path)
+
+
+def dropout_model(path: Path) -> Path:
+    """softmaxout_1 = Dropout(data_0), the one-op shape of ONNX's test models.
+
+    OpenVINO folds the Dropout away and its input port then carries only the
+    output's name: ``data_0`` is found by position, not by name.
+    """
+    v = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Dropout", ["data_0"], ["softmaxout_1"])], "dropout",
+        [v("data_0", TensorProto.FLOAT, [1, 3])], [v("softmaxout_1", TensorProto.FLOAT, [1, 3])],
+    )
+    return _save(graph, path)
+
+
+def renamed_output_model(path: Path) -> Path:
+    """z = Identity(Relu(x)): OpenVINO's port for z carries {"a", "z"} and names itself "a"."""
+    v = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Identity", ["a"], ["z"])],
+        "renamed", [v("x", TensorProto.FLOAT, ["batch", 3])],
+        [v("z", TensorProto.FLOAT, ["batch", 3])],
+    )
+    return _save(graph, path)
+
+
+def many_defaults_model(path: Path, count: int = 25) -> Path:
+    """y = x + p0 + ... + p{count-1}: every p is an input with an initializer (a default)."""
+    v = helper.make_tensor_value_info
+    names = [f"p{i}" for i in range(count)]
+    nodes, last = [], "x"
+    for name in names:
+        nodes.append(helper.make_node("Add", [last, name], [f"s_{name}"]))
+        last = f"s_{name}"
+    nodes.append(helper.make_node("Identity", [last], ["y"]))
+    graph = helper.make_graph(
+        nodes, "defaults",
+        [v("x", TensorProto.FLOAT, [2])] + [v(n, TensorProto.FLOAT, [2]) for n in names],
+        [v("y", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.ones(2, np.float32), n) for n in names],
+    )
+    return _save(graph, path)

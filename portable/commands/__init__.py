@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -21,6 +23,60 @@ class CliError(click.ClickException):
 
 def stderr(message: str) -> None:
     click.echo(message, err=True)
+
+
+class BackendOption(click.Option):
+    """``-b/--backend`` whose help ends with the backends installed here and their aliases.
+
+    The names come from the registry's entry points, and the aliases from the adapter
+    classes, only when help is shown (no vendor SDK is imported), so the listing
+    includes vendor plugins too.
+    """
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        installed = registry.installed_names()
+        aliases = [f"{alias}={name}" for alias, name in registry.aliases().items()
+                   if name in installed]
+        names = ", ".join(installed) + (f" (aliases: {', '.join(aliases)})" if aliases else "")
+        return record[0], f"{record[1]} Installed: {names}."
+
+
+def configure_logging(debug: bool, verbose: int, lower_only: bool = False) -> None:
+    """Log to stderr: warnings by default, -v info, -vv or --debug everything.
+
+    `lower_only`: a subcommand's flags may only add to what the group's asked for.
+    """
+    level = logging.DEBUG if debug or verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(min(root.level, level) if lower_only else level)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["debug"] = True  # shared with the group: tracebacks too
+        configure_logging(True, 0, lower_only=True)
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        configure_logging(False, value, lower_only=True)
+
+
+def add_logging_options(command: click.Command) -> click.Command:
+    """Give a subcommand the group's ``--debug`` and ``-v``, so they work after its name too
+    (``portable bench -v`` as well as ``portable -v bench``)."""
+    command.params.extend([
+        click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_debug,
+                     help="Show full tracebacks and debug logs (also before the command)."),
+        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_set_verbose,
+                     help="More log output on stderr (-vv for debug; also before the command)."),
+    ])
+    return command
 
 
 @contextlib.contextmanager

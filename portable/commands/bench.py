@@ -74,7 +74,8 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
     if len(outcome.document["settings"]["batches"]) > 1:
         for best in best_throughput(outcome.document["results"]):
             stderr(f"best throughput {best['backend']}: batch {best['batch']}, "
-                   f"{best['samples_per_s']:.1f} samples/s, {best['tokens_per_s']:.0f} tokens/s")
+                   f"{best['samples_per_s']:.1f} samples/s"
+                   + (f", {best['tokens_per_s']:.0f} tokens/s" if best["tokens_per_s"] else ""))
     for note in outcome.notes:
         stderr(note)
 
@@ -147,9 +148,9 @@ def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenar
     settings = settings_from(params, batch=1, seq=seq, warmup=warmup, iterations=iterations,
                              min_duration_s=min_duration, max_duration_s=max_duration,
                              rate=rate, p99_bound_ms=p99_bound_ms, find_peak=find_peak)
-    request = build_request("bench", model, params, lambda: resolve(model, overrides, dispatch),
-                            settings, scenario=scenario, batches=batches or (),
-                            price_per_hour=price_per_hour)
+    request = build_request("bench", model, params,
+                            lambda: resolve(model, overrides, dispatch, progress=stderr), settings,
+                            scenario=scenario, batches=batches or (), price_per_hour=price_per_hour)
     items = plan(request)
     with progress_bar(len(items), quiet=as_json) as advance:
         execution = execute(items, launcher(params["isolate"], params["timeout"]),

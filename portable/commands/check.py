@@ -34,12 +34,18 @@ def _rows(cells: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
             for name, out in report["outputs"].items():
                 verdict = "pass" if out["passed"] else "FAIL"
                 rows.append((label, name, out["dtype"], f"{out['max_abs_error']:.2e}",
-                             f"{out['max_rel_error']:.2e}", f"{out['tolerance']:.0e}",
+                             f"{out['max_rel_error']:.2e}",
+                             f"{out['tolerance']:.0e}" if out["tolerance"] else "exact",
                              str(out["mismatched"]), str(out["nonfinite"]),
                              verdict + (f" ({out['note']})" if out["note"] else "")))
             if report.get("note"):
                 rows.append((label, "-", "-", "-", "-", "-", "-", "-", f"FAIL ({report['note']})"))
     return rows
+
+
+TOLERANCE_NOTE = ("tolerance (abs/rel): an element passes when |actual - reference| <= "
+                  "tol * max(1, |reference|): absolute below 1, relative above; "
+                  "integer and bool outputs must match exactly")
 
 
 def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
@@ -48,8 +54,9 @@ def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
 
     from portable.tables import print_table
 
-    table = Table(title=title, title_justify="left")
-    for header in ("backend", "output", "dtype", "max abs", "max rel", "tolerance",
+    table = Table(title=title, title_justify="left", caption=TOLERANCE_NOTE,
+                  caption_justify="left")
+    for header in ("backend", "output", "dtype", "max abs", "max rel", "tolerance (abs/rel)",
                    "mismatched", "NaN/Inf", "verdict"):
         table.add_column(header)
     for row in rows:
@@ -86,7 +93,8 @@ def command(model: str, batch: int, seq: int, as_json: bool, **params: Any) -> N
         raise click.UsageError("check compares backends: give at least two --backend")
     settings = settings_from(params, batch=batch, seq=seq, warmup=0, iterations=1,
                              min_duration_s=0.0)
-    request = build_request("check", model, params, lambda: resolve(model), settings)
+    request = build_request("check", model, params, lambda: resolve(model, progress=stderr),
+                            settings)
     items = plan(request)
     execution = execute(items, launcher(params["isolate"], params["timeout"]),
                         on_start=lambda item: stderr(f"check {item.backend} · "

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from portable import errors, registry
-from portable.commands import stderr
+from portable.commands import BackendOption, stderr
 
 _EXIT = {"passed": errors.EXIT_OK, "failed": errors.EXIT_CHECK_FAILED,
          "not run": errors.EXIT_UNAVAILABLE}
@@ -43,12 +43,13 @@ def _print_report(doc: dict[str, Any]) -> None:
                    + (f"{nodes['passed']}/{ran} passed, {nodes['skipped']} skipped"
                       if ran else f"not run ({nodes['skipped']} skipped)"))
         for failure in nodes["failures"]:
-            click.echo(f"    failed {failure['test']}: {failure['error'][:160]}")
+            click.echo(f"    failed {failure['test']}: {failure['error']}")
     click.echo(f"verdict: {doc['verdict']}")
 
 
 @click.command("conformance")
-@click.option("-b", "--backend", required=True, help="Backend to check (name or alias).")
+@click.option("-b", "--backend", cls=BackendOption, required=True,
+              help="Backend to check (name or alias).")
 @click.option("-o", "--option", "option_items", multiple=True, metavar="KEY=VALUE",
               help="Backend option, e.g. -o precision_mode=must_keep_origin_dtype. Repeatable.")
 @click.option("--preset", "presets", multiple=True, default=("moe-tiny",), show_default=True,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import click
@@ -14,28 +12,29 @@ from portable.commands import CliError, preset_options, stderr
 
 
 @click.command("export")
-@click.option("--preset", default="moe-tiny", show_default=True,
-              help="Reference model preset (moe-tiny, moe-small, moe-base).")
+@click.option("-m", "--model", "--preset", "preset", default="moe-tiny", show_default=True,
+              help="Reference model preset (moe-tiny, moe-small, moe-base); --model and "
+                   "--preset are the same option, as in bench.")
 @preset_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the model here (and NAME.golden.npz beside it). "
-                   "Default: print the cached file's path.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the model here (and NAME.golden.npz beside it). Default: print the "
+                   "cached file's path. No short form: -o means --option in every command.")
 def command(preset: str, overrides: tuple[str, ...], dispatch: str | None,
            output: Path | None) -> None:
     """Export a reference MoE preset to ONNX, with golden outputs from PyTorch.
 
     Exports are cached (PORTABLE_CACHE, default ~/.cache/portable), keyed by the
-    config and the versions of torch, onnx and onnxscript.
+    config and the versions of torch, onnx and onnxscript. Written files get the
+    permissions your umask gives, like any file you create.
 
     \b
     Examples:
-      portable export --preset moe-tiny
-      portable export --preset moe-small --set num_experts=64 --dispatch dense -o small.onnx
+      portable export --model moe-tiny
+      portable export --model moe-small --set num_experts=64 --dispatch dense --output small.onnx
     """
     from portable.modelsource import GOLDEN_SUFFIX, resolve
 
-    stderr(f"exporting {preset} (cached after the first time) ...")
-    source = resolve(preset, overrides, dispatch)
+    source = resolve(preset, overrides, dispatch, progress=stderr)
     if output is None:
         click.echo(str(source.path))
         return
@@ -49,13 +48,10 @@ def command(preset: str, overrides: tuple[str, ...], dispatch: str | None,
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
+    from portable.atomicfile import atomic_write
+
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-        os.close(fd)
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with open(src, "rb") as fh, atomic_write(dst) as out:
+            shutil.copyfileobj(fh, out, 1 << 20)
     except OSError as exc:
         raise CliError(f"cannot write {dst}: {exc.strerror or exc}", errors.EXIT_USAGE) from None
-
-

@@ -14,8 +14,9 @@ from portable.commands import CliError
 
 @click.command("export-results")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="CSV file to write (default: stdout).")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="CSV file to write (default: stdout). No short form: -o means --option "
+                   "in every command.")
 def command(files: tuple[Path, ...], output: Path | None) -> None:
     """Export result files as CSV: one row per cell (backend × scenario × batch).
 
@@ -25,7 +26,7 @@ def command(files: tuple[Path, ...], output: Path | None) -> None:
     \b
     Examples:
       portable export-results results/*.json > results.csv
-      portable export-results base.json new.json -o both.csv
+      portable export-results base.json new.json --output both.csv
     """
     from portable.results import CSV_COLUMNS, flat_row, load, write_text_atomic
 

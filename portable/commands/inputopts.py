@@ -11,12 +11,16 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from portable.commands import stderr
+from portable.errors import InputError
 from portable.inputs import InputSpec
+
+if TYPE_CHECKING:
+    from portable.modelsource import ModelSource
 
 
 def _pairs(items: Sequence[str], flag: str, example: str) -> list[tuple[str, str]]:
@@ -58,7 +62,7 @@ def input_spec(shapes: Sequence[str], dims: Sequence[str], values: Sequence[str]
 
 
 def input_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --shape, --dim, --input and --inputs to a command."""
+    """Add --shape, --dim, --input, --inputs and --save-inputs to a command."""
     decorators = [
         click.option("--shape", "shapes", multiple=True, metavar="NAME=D0,D1,...",
                      help="Whole shape of one input, e.g. --shape images=1,3,640,640."),
@@ -69,10 +73,21 @@ def input_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "initializer), e.g. --input sample_rate=16000."),
         click.option("--inputs", "npz", type=click.Path(path_type=Path), default=None,
                      help="An .npz file with real data; arrays are matched to inputs by name."),
+        click.option("--save-inputs", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, metavar="FILE.npz",
+                     help="Write the inputs that run (generated or given) to FILE.npz, for "
+                          "--inputs to read back. A batch sweep writes FILE.batchN.npz each."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def _typed(param: str) -> bool:
+    """Whether the user typed `param` on the command line (not its default)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(param) in (
+        click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 
 
 def preflight(command: str, model: str, backends: Sequence[str], model_path: Path,
@@ -80,15 +95,24 @@ def preflight(command: str, model: str, backends: Sequence[str], model_path: Pat
     """Resolve every input's shape from the signature, or raise InputError (exit 2).
 
     The error's ready-to-run example repeats the user's `command`, `model`,
-    `backends` and input options, and adds the flags still needed.
+    `backends` and input options, and adds the flags still needed. A ``--seq``
+    typed on the command line for a model without a sequence dimension is refused.
     """
     from portable.inputs import feed_specs, load_npz, plan_shapes
+    from portable.shapes import sequence_dim, shape_text
     from portable.signature import read_signature
 
+    signature = read_signature(model_path)
+    specs = feed_specs(signature, spec)
+    has_seq = sequence_dim(specs) is not None
+    if _typed("seq") and not has_seq:
+        inputs = ", ".join(f"{s.name} {shape_text(s.shape)}" for s in specs)
+        raise InputError(f"--seq: {model} has no sequence dimension (its inputs: {inputs}); "
+                         "size its inputs with --shape or --dim instead")
     words = ["portable", command, "--model", model]
     for name in backends:
         words += ["-b", name]
-    words += [f"--batch={batch}", f"--seq={seq}"]
+    words += [f"--batch={batch}"] + ([f"--seq={seq}"] if has_seq else [])
     for name, shape in spec.shapes.items():
         words += ["--shape", f"{name}={','.join(map(str, shape))}"]
     for name, size in spec.dims.items():
@@ -97,11 +121,25 @@ def preflight(command: str, model: str, backends: Sequence[str], model_path: Pat
         words += ["--input", f"{name}={','.join(items)}"]
     if spec.npz:
         words += ["--inputs", str(spec.npz)]
-    specs = feed_specs(read_signature(model_path), spec)
-    plan_shapes(specs, batch, seq, spec, shlex.join(words))
+    plan_shapes(specs, batch, seq, spec, shlex.join(words), signature.metadata)
     if spec.npz:
         in_file = set(load_npz(spec.npz, specs))
         missing = [s.name for s in specs if s.name not in in_file and s.name not in spec.values]
         if missing:
             stderr(f"--inputs {spec.npz}: no arrays for {', '.join(missing)}; "
                    "generating them (seeded)")
+
+
+def save_run_inputs(path: Path | None, source: ModelSource, batches: Sequence[int], seq: int,
+                    seed: int, spec: InputSpec) -> None:
+    """``--save-inputs``: write the feeds each batch size runs, as the cells will make them."""
+    if path is None:
+        return
+    if path.suffix != ".npz":
+        raise click.BadParameter(f"{path}: the file must end in .npz", param_hint="--save-inputs")
+    from portable.feeds import resolve_inputs, save_inputs
+
+    for size in batches:
+        target = path if len(batches) == 1 else path.with_suffix(f".batch{size}.npz")
+        resolved = resolve_inputs(source.path, size, seq, seed, source.reference_config, spec)
+        stderr(f"inputs: {save_inputs(target, resolved.feeds)}")

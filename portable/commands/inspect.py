@@ -9,20 +9,21 @@ from typing import TYPE_CHECKING
 import click
 
 from portable import registry
+from portable.commands import BackendOption, stderr
 from portable.errors import BackendNotFound
+
+OPTIONAL_SHOWN = 20
+"""Optional inputs (initializers a caller may override) listed before "… N more"."""
 
 if TYPE_CHECKING:
     from portable.inspection import BackendSupport, ModelSummary
 
 
-def _shape(shape: Sequence[object]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def _print(summary: ModelSummary, support: Sequence[BackendSupport]) -> None:
+def _print(summary: ModelSummary, support: Sequence[BackendSupport], collapse: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from portable.shapes import shape_text
     from portable.tables import print_table
 
     click.echo(f"model      {summary.path}")
@@ -37,8 +38,11 @@ def _print(summary: ModelSummary, support: Sequence[BackendSupport]) -> None:
         tensors.add_column(header)
     for kind, specs in (("input", summary.inputs), ("optional input", summary.optional_inputs),
                         ("output", summary.outputs)):
-        for spec in specs:
-            tensors.add_row(kind, escape(spec.name), spec.dtype, escape(_shape(spec.shape)))
+        shown = specs if kind != "optional input" else specs[:OPTIONAL_SHOWN]
+        for spec in shown:
+            tensors.add_row(kind, escape(spec.name), spec.dtype, escape(shape_text(spec.shape)))
+        if len(shown) < len(specs):
+            tensors.add_row(kind, f"… {len(specs) - len(shown)} more (--json lists all)", "", "")
     print_table(tensors)
     ops = Table(title="ops", title_justify="left")
     ops.add_column("op")
@@ -50,21 +54,29 @@ def _print(summary: ModelSummary, support: Sequence[BackendSupport]) -> None:
     for header in ("backend", "verdict", "detail"):
         backends.add_column(header)
     for row in support:
-        backends.add_row(row.backend, row.verdict, escape(row.detail))
+        if row.verdict != "unavailable" or not collapse:
+            backends.add_row(row.backend, row.verdict, escape(row.detail))
+    unavailable = [row.backend for row in support if row.verdict == "unavailable" and collapse]
+    if unavailable:
+        backends.add_row(", ".join(unavailable), "unavailable",
+                         "not usable here: `portable backends` says why")
     print_table(backends)
 
 
 @click.command("inspect")
 @click.argument("model")
-@click.option("-b", "--backend", "backend_names", multiple=True,
+@click.option("-b", "--backend", "backend_names", multiple=True, cls=BackendOption,
               help="Backend to ask (repeatable). Default: every installed and known backend.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def command(model: str, backend_names: tuple[str, ...], as_json: bool) -> None:
     """Show a model's inputs, outputs, opset, ops, size, and which backends can run every op.
 
-    A backend says "yes" only when its runtime lists an implementation of every
-    op in the model, "unknown" when it cannot list its ops. MODEL is an .onnx
-    file or a reference preset.
+    A backend says "yes" only when its runtime places every op of this model
+    (OpenVINO's query_model) or lists an implementation of every op type (ONNX
+    Runtime), "unknown" when it can say neither. Backends not usable on this
+    machine share one line unless named with -b; optional inputs beyond 20 are
+    counted, not listed (--json lists everything). MODEL is an .onnx file or a
+    reference preset.
 
     \b
     Examples:
@@ -74,7 +86,7 @@ def command(model: str, backend_names: tuple[str, ...], as_json: bool) -> None:
     from portable.inspection import backend_support, summarize
     from portable.modelsource import resolve
 
-    source = resolve(model)
+    source = resolve(model, progress=stderr)
     summary = summarize(source.path)
     if backend_names:
         names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
@@ -89,4 +101,4 @@ def command(model: str, backend_names: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps({**summary.to_dict(), "backends": [s.to_dict() for s in support]},
                               indent=1))
     else:
-        _print(summary, support)
+        _print(summary, support, collapse=not backend_names)

@@ -15,8 +15,9 @@ SUFFIXES = (".html", ".md")
 
 @click.command("report")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="report.html (one self-contained page) or report.md (PNGs beside it).")
+@click.option("--output", type=click.Path(path_type=Path), required=True,
+              help="report.html (one self-contained page) or report.md (PNGs beside it). "
+                   "No short form: -o means --option in every command.")
 def command(files: tuple[Path, ...], output: Path) -> None:
     """Render result files as a report: a table of every cell and plots.
 
@@ -27,8 +28,8 @@ def command(files: tuple[Path, ...], output: Path) -> None:
 
     \b
     Examples:
-      portable report results/*.json -o report.html
-      portable report base.json new.json -o report.md
+      portable report results/*.json --output report.html
+      portable report base.json new.json --output report.md
     """
     from portable.results import load
 

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from portable import registry
-from portable.commands import split_backend_options, stderr
-from portable.commands.inputopts import input_options, input_spec, preflight
+from portable.commands import BackendOption, split_backend_options, stderr
+from portable.commands.inputopts import input_options, input_spec, preflight, save_run_inputs
 from portable.launchers import InlineLauncher, Launcher, ProcessLauncher
 from portable.modelsource import ModelSource
 from portable.records import CellResult
@@ -21,16 +21,14 @@ from portable.run import DEFAULT_TIMEOUT_S, BackendSpec, RunRequest, check
 from portable.timing import BenchSettings
 
 
-def _backend_help() -> str:
-    return "Backend (repeatable). Installed: " + ", ".join(registry.installed_names()) + "."
-
-
 def run_options(default_backends: tuple[str, ...] = ()) -> Callable[..., Any]:
     """-b, -o, --threads, --seed, --strict, --timeout, --isolate and the input options."""
     decorators = [
-        click.option("-b", "--backend", "backend_names", multiple=True,
+        click.option("-b", "--backend", "backend_names", multiple=True, cls=BackendOption,
                      default=default_backends or None, required=not default_backends,
-                     show_default=bool(default_backends), help=_backend_help()),
+                     show_default=bool(default_backends),
+                     help="Backend to run (repeatable)" + (
+                         "." if default_backends else "; the first one is the reference.")),
         click.option("-o", "--option", "option_items", multiple=True,
                      metavar="[BACKEND:]KEY=VALUE",
                      help="Backend option, e.g. -o ort-cpu:graph_optimization_level=basic. "
@@ -85,6 +83,8 @@ def build_request(command: str, model: str, params: dict[str, Any],
     for size in request.batch_sizes:
         preflight(command, model, params["backend_names"], source.path, size, settings.seq,
                   given)
+    save_run_inputs(params["save_inputs"], source, request.batch_sizes, settings.seq,
+                    settings.seed, given)
     return request
 
 

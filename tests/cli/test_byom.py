@@ -17,8 +17,9 @@ from onnx_models import (
 
 from portable import registry
 from portable.cli import cli
+from portable.feeds import make_feeds
 from portable.harness import WorkItem, run_work_item
-from portable.inputs import InputSpec, make_feeds
+from portable.inputs import InputSpec
 from portable.modelsource import resolve
 from portable.signature import read_signature
 from portable.timing import BenchSettings
@@ -110,7 +111,7 @@ def test_unresolved_dims_exit_2_before_anything_runs(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output
     assert "(height)" in lines[0] and "(width)" in lines[0] and "'extra'" in lines[0]
-    assert "--dim height=1 --dim width=1 --shape extra=2,1" in lines[0]
+    assert "--dim height=224 --dim width=224 --shape extra=2,128" in lines[0]
     assert not list(out.glob("*.json"))
     example = lines[0].split("e.g.: ", 1)[1].split()[1:]  # the suggested command, runnable
     again = invoke(*example, *FAST, "--output", out, "--no-isolate")

@@ -28,8 +28,9 @@ def test_a_bad_file_among_good_ones_writes_nothing(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"kind": "portable.bench", "schema_version": 7}')
     out = tmp_path / "out.csv"
-    result = CliRunner().invoke(cli, ["export-results", str(good), str(bad), "-o", str(out)])
+    result = CliRunner().invoke(cli, ["export-results", str(good), str(bad), "--output", str(out)])
     assert result.exit_code == 2 and "schema version 7" in result.output
     assert not out.exists()
-    assert CliRunner().invoke(cli, ["export-results", str(good), "-o", str(out)]).exit_code == 0
+    again = CliRunner().invoke(cli, ["export-results", str(good), "--output", str(out)])
+    assert again.exit_code == 0
     assert out.read_text().startswith("created_at,model,backend")

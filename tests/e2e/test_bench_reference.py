@@ -60,7 +60,7 @@ def test_torch_backend_refuses_foreign_models(tmp_path):
 
     from portable.errors import UnsupportedModel
 
-    with pytest.raises(UnsupportedModel, match="reference models"):
+    with pytest.raises(UnsupportedModel, match="runs only portable.s reference presets"):
         registry.create("torch").load(add_model(tmp_path / "a.onnx"), SessionConfig())
 
 

@@ -43,7 +43,7 @@ def _pixels_of(png, colour) -> int:
 def test_html_report_renders_its_plots_in_chromium(sweep_result, tmp_path):
     chromium = _chromium()
     page = tmp_path / "report.html"
-    result = CliRunner().invoke(cli, ["report", str(sweep_result), "-o", str(page)])
+    result = CliRunner().invoke(cli, ["report", str(sweep_result), "--output", str(page)])
     assert result.exit_code == 0, result.output
     html = page.read_text()
     assert html.count('src="data:image/png;base64,') == 2  # latency + throughput, embedded
@@ -63,7 +63,7 @@ def test_html_report_renders_its_plots_in_chromium(sweep_result, tmp_path):
 
 def test_markdown_report_links_images_beside_it(sweep_result, tmp_path):
     page = tmp_path / "out" / "report.md"
-    result = CliRunner().invoke(cli, ["report", str(sweep_result), "-o", str(page)])
+    result = CliRunner().invoke(cli, ["report", str(sweep_result), "--output", str(page)])
     assert result.exit_code == 0, result.output
     text = page.read_text()
     assert "![Latency distribution per backend](report_files/latency.png)" in text
@@ -73,15 +73,16 @@ def test_markdown_report_links_images_beside_it(sweep_result, tmp_path):
 
 def test_bad_output_and_bad_inputs_write_nothing(sweep_result, tmp_path):
     runner = CliRunner()
-    wrong = runner.invoke(cli, ["report", str(sweep_result), "-o", str(tmp_path / "r.pdf")])
+    wrong = runner.invoke(cli, ["report", str(sweep_result), "--output", str(tmp_path / "r.pdf")])
     assert wrong.exit_code == 2 and "must end in .html or .md" in wrong.output
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     out = tmp_path / "r.html"
-    result = runner.invoke(cli, ["report", str(sweep_result), str(bad), "-o", str(out)])
+    result = runner.invoke(cli, ["report", str(sweep_result), str(bad), "--output", str(out)])
     assert result.exit_code == 2 and "not a readable result file" in result.output
     assert not out.exists()
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    unwritable = runner.invoke(cli, ["report", str(sweep_result), "-o", str(blocker / "r.html")])
+    unwritable = runner.invoke(cli, ["report", str(sweep_result),
+                                     "--output", str(blocker / "r.html")])
     assert unwritable.exit_code == 2 and "cannot write" in unwritable.output

@@ -1,9 +1,14 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 
 from portable.adapter import TensorSpec
 from portable.errors import InputError
-from portable.inputs import InputSpec, make_feeds, plan_shapes, resolve_dims
+from portable.feeds import make_feeds, save_inputs
+from portable.inputs import InputSpec, plan_shapes
+from portable.shapes import resolve_dims, run_shape, sequence_dim
 
 ALL_TYPES = ["float32", "float16", "float64", "bfloat16", "int8", "int16", "int32", "int64",
              "uint8", "uint16", "uint32", "uint64", "bool", "str"]
@@ -45,12 +50,13 @@ def test_unresolved_dims_are_listed_with_a_runnable_example():
     specs = [TensorSpec("images", ("N", 3, "height", "width"), "float32"),
              TensorSpec("extra", (2, None), "float32")]
     with pytest.raises(InputError) as info:
-        plan_shapes(specs, 1, 1, command="portable bench --model m.onnx")
+        plan_shapes(specs, 1, 128, command="portable bench --model m.onnx")
     message = str(info.value)
     assert "'images'" in message and "(height)" in message and "(width)" in message
     assert "'extra'" in message and "(unnamed)" in message
+    # Sizes of 1 would hide the real cost: an image side is 224, a length the seq.
     assert message.endswith(
-        "portable bench --model m.onnx --dim height=1 --dim width=1 --shape extra=2,1")
+        "portable bench --model m.onnx --dim height=224 --dim width=224 --shape extra=2,128")
     given = InputSpec(dims={"height": 4, "width": 5}, shapes={"extra": (2, 6)})
     assert plan_shapes(specs, 2, 1, given) == {"images": (2, 3, 4, 5), "extra": (2, 6)}
 
@@ -121,3 +127,82 @@ def test_missing_npz_file_is_a_usage_error(tmp_path):
     with pytest.raises(InputError, match="--inputs .*gone.npz: no such file"):
         plan_shapes([TensorSpec("x", (1,), "float32")], 1, 1,
                     InputSpec(npz=tmp_path / "gone.npz"))
+
+
+IMAGE = TensorSpec("images", (None, 3, None, None), "float32")
+TOKENS = TensorSpec("input_ids", ("batch", "sequence_length"), "int64")
+
+
+@pytest.mark.parametrize(("specs", "expected"), [
+    ([TOKENS], ("input_ids", 1)),
+    ([TensorSpec("x", ("time", "batch", 4), "float32")], ("x", 0)),  # named, not placed
+    ([TensorSpec("feats", ("N", "frames_dyn", 80), "float32")], ("feats", 1)),  # placed
+    ([IMAGE], None),
+    ([TensorSpec("images", ("N", "C", "H", "W"), "float32")], None),  # an image's C is no seq
+])
+def test_sequence_dim_only_where_the_model_has_one(specs, expected):
+    assert sequence_dim(specs) == expected
+
+
+def test_image_channels_are_not_sized_by_seq():
+    specs = [TensorSpec("images", ("N", "C", "H", "W"), "float32")]
+    with pytest.raises(InputError, match=r"--dim C=3 --dim H=224 --dim W=224$"):
+        plan_shapes(specs, 1, 128)
+
+
+def test_run_shape_comes_from_the_arrays_run():
+    images = {"images": np.zeros((4, 3, 224, 224), np.float32)}
+    assert run_shape([IMAGE], images) == (4, None)  # --shape images=4,3,224,224
+    tokens = {"input_ids": np.zeros((2, 64), np.int64)}
+    assert run_shape([TOKENS], tokens) == (2, 64)  # --inputs of (2, 64) arrays
+    gru = [TensorSpec("x", ("time", "batch", 4), "float32")]
+    assert run_shape(gru, {"x": np.zeros((7, 3, 4), np.float32)}) == (3, 7)
+    assert run_shape([TensorSpec("s", (), "int64")], {"s": np.array(3)}) == (1, None)
+
+
+@pytest.mark.parametrize(("spec", "metadata", "flag"), [
+    (IMAGE, {}, "--shape images=1,3,224,224"),
+    (IMAGE, {"imgsz": "[640, 480]"}, "--shape images=1,3,640,480"),  # as ultralytics writes
+    (TensorSpec("img", (None, None, None, 3), "uint8"), {}, "--shape img=1,224,224,3"),
+    (TensorSpec("x", ("batch", "seq", "depth"), "float32"), {"depth": "12"}, "--dim depth=12"),
+])
+def test_suggested_sizes_come_from_metadata_or_common_defaults(spec, metadata, flag):
+    with pytest.raises(InputError) as info:
+        plan_shapes([spec], 1, 128, metadata=metadata)
+    assert str(info.value).endswith(flag)
+
+
+def test_masks_positions_and_type_ids_hold_what_a_tokenizer_gives():
+    specs = [TOKENS, TensorSpec("attention_mask", ("batch", "sequence_length"), "int64"),
+             TensorSpec("token_type_ids", ("batch", "sequence_length"), "int64"),
+             TensorSpec("position_ids", ("batch", "sequence_length"), "int64"),
+             TensorSpec("mask", ("batch", "sequence_length"), "bool"),
+             TensorSpec("key_padding_mask", ("batch", "sequence_length"), "bool")]
+    feeds = make_feeds(specs, 2, 5, seed=3)
+    assert (feeds["attention_mask"] == 1).all() and (feeds["mask"]).all()
+    assert (feeds["token_type_ids"] == 0).all()
+    assert feeds["position_ids"].tolist() == [[0, 1, 2, 3, 4]] * 2
+    assert len(np.unique(feeds["input_ids"])) > 2  # ids stay random
+    assert not feeds["key_padding_mask"].all()  # ones there would mean "ignore every token"
+
+
+def test_saved_inputs_load_back_without_pickle_with_umask_mode(tmp_path):
+    feeds = {"file": np.arange(6, dtype=np.float32).reshape(2, 3),
+             "words": np.array(["alpha", "beta"], dtype=object), "s": np.array(7)}
+    old = os.umask(0o027)
+    try:
+        path = save_inputs(tmp_path / "in.npz", feeds)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    with np.load(path, allow_pickle=False) as data:
+        assert data["file"].tolist() == feeds["file"].tolist()
+        assert data["words"].tolist() == ["alpha", "beta"] and data["s"].shape == ()
+    assert [p.name for p in tmp_path.iterdir()] == ["in.npz"]  # no temporary left behind
+
+
+def test_saving_into_a_missing_folder_parent_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="--save-inputs"):
+        save_inputs(blocker / "in.npz", {"x": np.zeros(2)})

@@ -137,13 +137,15 @@ def test_nvml_gpu_energy(tmp_path, monkeypatch):
 
 def test_price_per_hour_gives_cost_per_million_tokens(tmp_path):
     from click.testing import CliRunner
-    from helpers import add_model
+    from onnx_models import multi_input_model
 
     from portable.cli import cli
 
     out = tmp_path / "r.json"
     result = CliRunner().invoke(cli, [
-        "bench", "-b", "null", "-o", "delay_ms=1", "--model", str(add_model(tmp_path / "a.onnx")),
+        # a model with a sequence: cost is per token
+        "bench", "-b", "null", "-o", "delay_ms=1",
+        "--model", str(multi_input_model(tmp_path / "m.onnx")),
         "--seq", "4", "--warmup", "1", "--iterations", "5", "--min-duration", "0", "--no-isolate",
         "--price-per-hour", "3.6", "--output", str(out)])
     assert result.exit_code == 0, result.output
