@@ -10,6 +10,7 @@ Results go to stdout (pure JSON with --json); logs and progress go to stderr.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -34,7 +35,9 @@ class PortableGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             raise CliError(str(exc), exc.exit_code) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except (KeyboardInterrupt, click.Abort):
+            raise CliError("interrupted", errors.EXIT_INTERRUPTED) from None
+        except (click.ClickException, click.exceptions.Exit):
             raise
         except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
@@ -97,4 +100,17 @@ _register_commands()
 
 
 def main() -> None:
-    cli(prog_name="portable")
+    """The console script: stdout errors end with one line; a late Ctrl-C loses nothing."""
+    from portable.commands.stdio import StdoutError, guard_stdout
+
+    guard_stdout()
+    try:
+        try:
+            cli(prog_name="portable")
+        finally:
+            # the work is done: a Ctrl-C while the interpreter shuts down must not kill it
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            sys.stdout.flush()
+    except StdoutError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)

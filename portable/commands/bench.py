@@ -23,6 +23,7 @@ from portable.commands import (
     stderr,
 )
 from portable.commands.inputopts import input_options, input_spec, preflight
+from portable.commands.params import FiniteFloat, ResultPath, Seed, Threads
 
 SCENARIOS = ("latency", "throughput", "server")
 DEFAULT_BATCHES = {"latency": (1,), "throughput": (1, 4, 16, 64), "server": (1,)}
@@ -107,13 +108,13 @@ def _check_writable(output: Path | None) -> None:
 @click.option("--batch", "batches", type=BatchList(), default=None,
               help="Batch size, or a comma list for a sweep (default: 1 for latency, "
                    "1,4,16,64 for throughput). Each size is a cell of the matrix.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=10.0,
+@click.option("--rate", type=FiniteFloat(min=0, min_open=True), default=10.0,
               show_default=True, help="server: target arrival rate, requests/s.")
-@click.option("--p99-bound-ms", type=click.FloatRange(min=0, min_open=True), default=100.0,
+@click.option("--p99-bound-ms", type=FiniteFloat(min=0, min_open=True), default=100.0,
               show_default=True, help="server: latency bound at p99, queueing included.")
 @click.option("--find-peak", is_flag=True,
               help="server: bisect for the highest rate that keeps p99 under the bound.")
-@click.option("--price-per-hour", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--price-per-hour", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Price of the machine per hour (any currency): adds cost per million tokens.")
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length (tokens per sample).")
@@ -121,23 +122,24 @@ def _check_writable(output: Path | None) -> None:
               help="Untimed runs before timing.")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,
               help="Minimum timed runs.")
-@click.option("--min-duration", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--min-duration", type=FiniteFloat(min=0), default=2.0, show_default=True,
               help="Minimum timed seconds; timing goes on until both minimums are met.")
-@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), default=60.0,
+@click.option("--max-duration", type=FiniteFloat(min=0, min_open=True), default=60.0,
               show_default=True, help="Cap on timed seconds (the result then says rules not met).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=Threads(), default=None,
               help="Intra-op threads for every backend (default: the runtime's choice).")
 @click.option("-o", "--option", "option_items", multiple=True, metavar="[BACKEND:]KEY=VALUE",
               help="Backend option, e.g. -o ort-cpu:graph_optimization_level=basic. Repeatable.")
 @click.option("--strict", is_flag=True,
               help="Fail when any node runs on a device other than the one asked for.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generated inputs.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=900.0,
+@click.option("--seed", type=Seed(), default=0, show_default=True,
+              help="Seed for generated inputs.")
+@click.option("--timeout", type=FiniteFloat(min=0, min_open=True), default=900.0,
               show_default=True, help="Seconds a backend may take before it is killed.")
 @click.option("--isolate/--no-isolate", default=True, show_default=True,
               help="Run each backend in its own process (a crash or hang costs one row).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result document as JSON.")
-@click.option("--output", type=click.Path(path_type=Path), default=None,
+@click.option("--output", type=ResultPath(), default=None,
               help="Result file (.json) or folder. Default: results/.")
 @input_options
 def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ...],

@@ -14,6 +14,7 @@ import click
 from portable import errors, registry
 from portable.commands import exit_code_for, split_backend_options, stderr
 from portable.commands.inputopts import input_options, input_spec, preflight
+from portable.commands.params import FiniteFloat, Seed, Threads
 
 
 def _rows(cells: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -68,12 +69,13 @@ def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
               help="Batch size, for dims named or placed like one.")
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length, for dims named or placed like one.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generated inputs.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--seed", type=Seed(), default=0, show_default=True,
+              help="Seed for generated inputs.")
+@click.option("--threads", type=Threads(), default=None,
               help="Intra-op threads for every backend.")
 @click.option("-o", "--option", "option_items", multiple=True, metavar="[BACKEND:]KEY=VALUE",
               help="Backend option, e.g. -o ort-cpu:graph_optimization_level=disable.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=900.0,
+@click.option("--timeout", type=FiniteFloat(min=0, min_open=True), default=900.0,
               show_default=True, help="Seconds a backend may take before it is killed.")
 @click.option("--isolate/--no-isolate", default=True, show_default=True,
               help="Run each backend in its own process.")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from portable import errors
 from portable.commands import CliError
+from portable.commands.params import FiniteFloat
 
 
 class Percent(click.ParamType):
@@ -57,7 +58,7 @@ def _table(changes: list, threshold: float) -> Table:
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--threshold", type=Percent(), default="5%", show_default=True,
               help="Smallest p50 slow-down (or throughput drop) that counts as a regression.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--alpha", type=FiniteFloat(0, 1, min_open=True, max_open=True),
               default=0.01, show_default=True,
               help="Significance level of the Mann-Whitney U test on raw latencies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")

@@ -1,0 +1,134 @@
+"""Bad input and hostile surroundings get the documented exit code and one line (issue 14)."""
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from helpers import add_model
+
+from portable.cli import cli
+
+FAST = ["--warmup", "1", "--iterations", "3", "--min-duration", "0"]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def invoke(runner, *args):
+    return runner.invoke(cli, list(args))
+
+
+def assert_one_line_error(result, code, text):
+    assert result.exit_code == code, result.output
+    assert text in result.output
+    assert "Traceback" not in result.output
+
+
+# -- item 10, 18: options that cannot be measured are usage errors -------------------------
+
+@pytest.mark.parametrize("args", [
+    ["bench", "--timeout", "nan"],
+    ["bench", "--min-duration", "nan"],
+    ["bench", "--max-duration", "nan"],
+    ["bench", "--max-duration", "inf"],
+    ["bench", "--price-per-hour", "nan"],
+    ["bench", "--price-per-hour", "inf"],
+    ["bench", "--rate", "inf"],
+    ["check", "-b", "cpu", "-b", "torch", "--timeout", "inf"],
+    ["compare", "a.json", "b.json", "--alpha", "nan"],
+])
+def test_non_finite_floats_are_usage_errors(runner, args):
+    assert_one_line_error(invoke(runner, *args), 2, "is not a finite number")
+
+
+@pytest.mark.parametrize("command", [["bench"], ["check", "-b", "cpu", "-b", "torch"]])
+def test_negative_seed_is_a_usage_error(runner, command):
+    assert_one_line_error(invoke(runner, *command, "--seed", "-1"), 2, "--seed")
+
+
+def test_threads_are_capped_at_a_multiple_of_the_cores(runner):
+    result = invoke(runner, "bench", "--threads", "10000")
+    assert_one_line_error(result, 2, "--threads")
+    assert "10000 is not in the range" in result.output
+
+
+# -- item 7: --output names a .json file or a folder --------------------------------------
+
+def test_output_with_another_suffix_is_refused_before_running(runner, tmp_path):
+    result = invoke(runner, "bench", "--output", str(tmp_path / "out.csv"))
+    assert_one_line_error(result, 2, "must end in .json")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_output_folder_with_a_dot_that_exists_is_still_a_folder(runner, tmp_path):
+    folder = tmp_path / "runs.v2"
+    folder.mkdir()
+    model = add_model(tmp_path / "add.onnx")
+    result = invoke(runner, "bench", "--model", str(model), "--output", str(folder),
+                    "--no-isolate", *FAST)
+    assert result.exit_code == 0, result.output
+    assert len(list(folder.glob("*.json"))) == 1
+
+
+# -- item 8: stdout full or closed ---------------------------------------------------------
+
+def _portable(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "portable", *args], text=True,
+                          stderr=subprocess.PIPE, timeout=120, **kwargs)
+
+
+@pytest.mark.parametrize("args", [["backends"], ["backends", "--json"], ["--help"]])
+def test_full_stdout_is_one_line_exit_2(args):
+    with open("/dev/full", "w") as full:
+        done = _portable(*args, stdout=full)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "Error: cannot write to stdout: No space left on device"
+
+
+def test_closed_stdout_is_one_line_exit_2():
+    code = "import sys, runpy; sys.stdout.close(); sys.stdout = None; " \
+           "sys.argv = ['portable', 'backends']; runpy.run_module('portable', run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", code], text=True, stderr=subprocess.PIPE,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "Error: cannot write to stdout: it is closed"
+
+
+# -- item 16: Ctrl-C is exit 130 with one line, never "Aborted!" ---------------------------
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_calibrate_exits_130(runner, monkeypatch, tmp_path):
+    import portable.roofline
+
+    monkeypatch.setattr(portable.roofline, "calibrate", _interrupt)
+    result = invoke(runner, "calibrate", "--force")
+    assert_one_line_error(result, 130, "interrupted")
+    assert "Aborted" not in result.output
+
+
+def test_ctrl_c_in_check_and_inspect_exits_130(runner, monkeypatch, tmp_path):
+    import portable.inspection
+    import portable.modelsource
+
+    model = add_model(tmp_path / "add.onnx")
+    monkeypatch.setattr(portable.inspection, "backend_support", _interrupt)
+    assert_one_line_error(invoke(runner, "inspect", str(model)), 130, "interrupted")
+    monkeypatch.setattr(portable.modelsource, "cached_export", _interrupt, raising=False)
+    monkeypatch.setattr(portable.modelsource, "resolve", _interrupt)
+    result = invoke(runner, "check", "-b", "cpu", "-b", "torch")
+    assert_one_line_error(result, 130, "interrupted")
+
+
+def test_ctrl_c_that_pytest_swallowed_in_conformance_exits_130(runner, monkeypatch):
+    import pytest as pytest_module
+
+    monkeypatch.setattr(pytest_module, "main",
+                        lambda *a, **k: pytest_module.ExitCode.INTERRUPTED)
+    result = invoke(runner, "conformance", "-b", "cpu", "--node-tests", "off")
+    assert_one_line_error(result, 130, "interrupted")
