@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portable import registry
 from portable.adapter import TensorSpec
-from portable.errors import PortableError
 from portable.modelsource import all_tensors
 from portable.signature import signature_of
 
@@ -140,24 +138,30 @@ class BackendSupport:
         return {"backend": self.backend, "verdict": self.verdict, "detail": self.detail}
 
 
-def backend_support(summary: ModelSummary, names: Sequence[str]) -> list[BackendSupport]:
+def backend_support(summary: ModelSummary, names: Sequence[str],
+                    skip_hidden: bool = False) -> list[BackendSupport]:
     """For each backend: does the runtime report an implementation of every op in the model?
 
     Only what the adapter's `capabilities().supported_ops` says; a backend that
-    cannot list its ops is "unknown", never guessed to be fine.
+    cannot list its ops is "unknown", never guessed to be fine. Third-party
+    adapters are asked in a child process (see `portable.probe_isolated`).
     """
+    from portable.probe_isolated import probe
+
     rows = []
     for name in names:
-        status = registry.status(name)
+        report = probe(name)
+        status = report.status
+        if skip_hidden and status.hidden:
+            continue
         if not status.available:
             reason = status.reason + (f" ({status.hint})" if status.hint else "")
             rows.append(BackendSupport(name, "unavailable", reason))
             continue
-        try:
-            supported = registry.create(name).capabilities().supported_ops
-        except PortableError as exc:
-            rows.append(BackendSupport(name, "unavailable", str(exc)))
+        if report.capabilities_error:
+            rows.append(BackendSupport(name, "unavailable", report.capabilities_error))
             continue
+        supported = report.supported_ops
         if supported is None:
             rows.append(BackendSupport(name, "unknown", "the runtime does not list its ops"))
             continue

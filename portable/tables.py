@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from portable.escape import markup as escape
 from portable.registry import BackendStatus
 
 
@@ -31,30 +31,31 @@ def _parity_cell(parity: dict[str, Any] | None, cross: dict[str, Any] | None = N
 
 
 def bench_table(document: dict[str, Any]) -> Table:
-    model = document["model"]["name"]
+    model = escape(document["model"]["name"])
     table = Table(title=f"portable bench · {model}", title_justify="left")
     for header in ("backend", "device", "model", "batch×seq", "p50 ms", "p90 ms", "p99 ms",
                    "samples/s", "tokens/s", "parity (max abs)", "peak RSS"):
         numeric = header.endswith(("ms", "/s", "RSS"))
         table.add_column(header, justify="right" if numeric else "left")
     for cell in document["results"]:
-        device = (cell.get("device") or {}).get("device", "-")
+        backend = escape(cell["backend"])
+        device = escape((cell.get("device") or {}).get("device", "-"))
         shape = f"{cell['batch']}×{cell['seq']}"
         if cell["status"] != "ok":
             error = cell.get("error") or {}
             reason = f"{cell['status']}: {error.get('message', '')}"
             if error.get("hint") and error["hint"] not in reason:
                 reason += f" ({error['hint']})"
-            table.add_row(cell["backend"], device, model, shape, f"[red]{escape(reason)}[/red]",
+            table.add_row(backend, device, model, shape, f"[red]{escape(reason)}[/red]",
                           *[""] * 6)
             continue
         lat, thr = cell["latency"], cell["throughput"]
         mark = "" if cell["rules"]["met"] else " *"
         table.add_row(
-            cell["backend"], device, model, shape,
+            backend, device, model, shape,
             f"{lat['p50']:.3f}{mark}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
             f"{thr['samples_per_s']:.1f}", f"{thr['tokens_per_s']:.0f}",
-            _parity_cell(cell.get("parity"), cell.get("cross_parity")),
+            escape(_parity_cell(cell.get("parity"), cell.get("cross_parity"))),
             _mib(cell["memory"].get("peak_rss_bytes")),
         )
     return table
@@ -67,11 +68,11 @@ def backends_table(rows: Sequence[BackendStatus]) -> Table:
     for row in rows:
         if row.available and row.device:
             runtime = ", ".join(f"{k} {v}" for k, v in row.device.runtime.items())
-            table.add_row(row.name, "[green]yes[/green]",
-                          f"{row.device.device} ({row.device.name})", runtime, "")
+            table.add_row(escape(row.name), "[green]yes[/green]",
+                          escape(f"{row.device.device} ({row.device.name})"), escape(runtime), "")
         else:
             why = row.reason + (f" — {row.hint}" if row.hint else "")
-            table.add_row(row.name, "[red]no[/red]", "-", "-", escape(why))
+            table.add_row(escape(row.name), "[red]no[/red]", "-", "-", escape(why))
     return table
 
 

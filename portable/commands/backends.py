@@ -6,8 +6,6 @@ import json
 
 import click
 
-from portable import registry
-
 
 @click.command("backends")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
@@ -20,7 +18,9 @@ def command(as_json: bool, show_all: bool) -> None:
       portable backends
       PORTABLE_BACKENDS=ort-cpu,torch portable backends --json
     """
-    rows = registry.survey(include_hidden=show_all)
+    from portable.probe_isolated import survey
+
+    rows = survey(include_hidden=show_all)
     if as_json:
         click.echo(json.dumps([row.to_dict() for row in rows], indent=1))
         return

@@ -48,10 +48,12 @@ class BatchList(click.ParamType):
 
 
 def _report_cell(name: str, cell: dict[str, Any]) -> None:
+    from portable.escape import terminal
+
     if cell["status"] != "ok":
-        stderr(f"  {name}: {cell['status']}: {cell['error']['message']}")
+        stderr(terminal(f"  {name}: {cell['status']}: {cell['error']['message']}"))
     for warning in cell.get("warnings", ()):
-        stderr(f"  {name} batch {cell['batch']}: {warning}")
+        stderr(terminal(f"  {name} batch {cell['batch']}: {warning}"))
 
 
 def add_cost(cells: list[dict[str, Any]], price_per_hour: float) -> None:

@@ -46,12 +46,12 @@ def _rows(cells: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
 
 
 def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
+    from portable.escape import markup as escape
     from portable.tables import print_table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for header in ("backend", "output", "dtype", "max abs", "max rel", "tolerance",
                    "mismatched", "NaN/Inf", "verdict"):
         table.add_column(header)

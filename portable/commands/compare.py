@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from portable import errors
 from portable.commands import CliError
 from portable.commands.params import FiniteFloat
+from portable.escape import markup as escape
 
 
 class Percent(click.ParamType):
@@ -48,8 +48,9 @@ def _table(changes: list, threshold: float) -> Table:
     for c in changes:
         verdict = f"[red]{escape(c.verdict)}[/red]" if c.regression else escape(c.verdict)
         p_value = "-" if c.p_value is None else f"{c.p_value:.2g}"
-        table.add_row(c.backend, c.scenario, f"{c.batch}×{c.seq}", _pct(c.p50_change),
-                      _pct(c.p99_change), _pct(c.throughput_change), p_value, verdict)
+        table.add_row(escape(c.backend), escape(c.scenario), f"{c.batch}×{c.seq}",
+                      _pct(c.p50_change), _pct(c.p99_change), _pct(c.throughput_change),
+                      p_value, verdict)
     return table
 
 

@@ -20,16 +20,17 @@ def _shape(shape: Sequence[object]) -> str:
 
 
 def _print(summary: ModelSummary, support: Sequence[BackendSupport]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
+    from portable.escape import markup as escape
+    from portable.escape import terminal
     from portable.tables import print_table
 
-    click.echo(f"model      {summary.path}")
+    click.echo(f"model      {terminal(summary.path)}")
     click.echo(f"ir / opset ir {summary.ir_version} · "
-               + ", ".join(f"{d} {v}" for d, v in summary.opsets.items()))
+               + terminal(", ".join(f"{d} {v}" for d, v in summary.opsets.items())))
     if summary.producer:
-        click.echo(f"producer   {summary.producer}")
+        click.echo(f"producer   {terminal(summary.producer)}")
     click.echo(f"parameters {summary.parameters:,} ({summary.parameter_bytes / 2**20:.2f} MiB"
                + (", external data" if summary.external_data else "") + ")")
     tensors = Table(title="inputs and outputs", title_justify="left")
@@ -38,7 +39,8 @@ def _print(summary: ModelSummary, support: Sequence[BackendSupport]) -> None:
     for kind, specs in (("input", summary.inputs), ("optional input", summary.optional_inputs),
                         ("output", summary.outputs)):
         for spec in specs:
-            tensors.add_row(kind, escape(spec.name), spec.dtype, escape(_shape(spec.shape)))
+            tensors.add_row(kind, escape(spec.name), escape(spec.dtype),
+                            escape(_shape(spec.shape)))
     print_table(tensors)
     ops = Table(title="ops", title_justify="left")
     ops.add_column("op")
@@ -50,7 +52,7 @@ def _print(summary: ModelSummary, support: Sequence[BackendSupport]) -> None:
     for header in ("backend", "verdict", "detail"):
         backends.add_column(header)
     for row in support:
-        backends.add_row(row.backend, row.verdict, escape(row.detail))
+        backends.add_row(escape(row.backend), row.verdict, escape(row.detail))
     print_table(backends)
 
 
@@ -76,14 +78,14 @@ def command(model: str, backend_names: tuple[str, ...], as_json: bool) -> None:
 
     source = resolve(model)
     summary = summarize(source.path)
+    names: list[str] = []
     if backend_names:
         names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
         unknown = [name for name in names if name not in registry.known_names()]
         if unknown:
             raise BackendNotFound(unknown[0], registry.known_names())
-    else:
-        names = [row.name for row in registry.survey()]
-    support = backend_support(summary, names)
+    support = backend_support(summary, names or registry.known_names(),
+                              skip_hidden=not backend_names)
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "backends": [s.to_dict() for s in support]},
                               indent=1))

@@ -132,3 +132,41 @@ def test_ctrl_c_that_pytest_swallowed_in_conformance_exits_130(runner, monkeypat
                         lambda *a, **k: pytest_module.ExitCode.INTERRUPTED)
     result = invoke(runner, "conformance", "-b", "cpu", "--node-tests", "off")
     assert_one_line_error(result, 130, "interrupted")
+
+
+# -- items 1, 2, 4: plugins that exit, crash or hang at import or probe; markup in names ----
+
+@pytest.fixture
+def plugin_env(tmp_path):
+    import os
+
+    from plugin_site import make_plugin_site
+
+    site = make_plugin_site(tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": str(site), "PORTABLE_PROBE_TIMEOUT": "2",
+           "PORTABLE_BACKENDS": "ort-cpu,evil-exit,evil-segv,evil-hang,evil-markup"}
+    return env
+
+
+def test_backends_survives_plugins_that_exit_crash_or_hang(plugin_env):
+    done = _portable("backends", stdout=subprocess.PIPE, env=plugin_env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "SystemExit: 3" in out and "SIGSEGV" in out and "did not answer within 2s" in out
+    assert "[/x] ([bold red]pwn <script>alert(1)</script>)" in out  # shown, not interpreted
+
+
+def test_inspect_and_bench_survive_a_plugin_that_exits_at_import(plugin_env, tmp_path):
+    model = add_model(tmp_path / "add.onnx")
+    done = _portable("inspect", str(model), stdout=subprocess.PIPE, env=plugin_env)
+    assert done.returncode == 0, done.stderr
+    assert "SystemExit: 3" in done.stdout and "ort-cpu" in done.stdout
+    done = _portable("bench", "-b", "cpu", "-b", "evil-exit", "--model", str(model),
+                     "--output", str(tmp_path / "r.json"), *FAST,
+                     stdout=subprocess.PIPE, env=plugin_env)
+    assert "Traceback" not in done.stderr
+    import json
+
+    cells = {c["backend"]: c for c in json.loads((tmp_path / "r.json").read_text())["results"]}
+    assert cells["ort-cpu"]["status"] == "ok"
+    assert "SystemExit: 3" in cells["evil-exit"]["error"]["message"]
