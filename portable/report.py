@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from portable.escape import markdown
 from portable.results import write_text_atomic
 
 COLUMNS = ("model", "backend", "device", "scenario", "batch×seq", "p50 ms", "p50 95% CI",
@@ -240,12 +241,12 @@ def render_html(documents: Sequence[dict[str, Any]], figures: Sequence[Plot]) ->
 def render_markdown(documents: Sequence[dict[str, Any]], figures: Sequence[Plot],
                     image_dir: str) -> str:
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+        return "| " + " | ".join(markdown(c) for c in cells) + " |"
 
     parts = ["# portable report", "", "## Results", "", line(COLUMNS),
              line(["---"] * len(COLUMNS)), *(line(r) for r in rows(documents)), "", "## Plots", ""]
     parts += [f"![{p.title}]({image_dir}/{p.name}.png)\n" for p in figures]
-    parts += ["## Runs", "", *(f"- {e}" for e in _environments(documents)), ""]
+    parts += ["## Runs", "", *(f"- {markdown(e)}" for e in _environments(documents)), ""]
     return "\n".join(parts)
 
 

@@ -27,6 +27,7 @@ def command(files: tuple[Path, ...], output: Path | None) -> None:
       portable export-results results/*.json > results.csv
       portable export-results base.json new.json -o both.csv
     """
+    from portable.escape import csv_cell
     from portable.results import CSV_COLUMNS, flat_row, load, write_text_atomic
 
     documents = [load(path) for path in files]
@@ -34,7 +35,8 @@ def command(files: tuple[Path, ...], output: Path | None) -> None:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for document in documents:
-        writer.writerows(flat_row(document, cell) for cell in document["results"])
+        writer.writerows({key: csv_cell(value) for key, value in flat_row(document, cell).items()}
+                         for cell in document["results"])
     if output is None:
         click.echo(buffer.getvalue(), nl=False)
         return

@@ -170,3 +170,58 @@ def test_inspect_and_bench_survive_a_plugin_that_exits_at_import(plugin_env, tmp
     cells = {c["backend"]: c for c in json.loads((tmp_path / "r.json").read_text())["results"]}
     assert cells["ort-cpu"]["status"] == "ok"
     assert "SystemExit: 3" in cells["evil-exit"]["error"]["message"]
+
+
+# -- items 4, 5: names from result files are text in tables, reports and CSV --------------
+
+HOSTILE_BACKEND = "[/x]|<img src=x onerror=alert(1)>"
+HOSTILE_MODEL = '=HYPERLINK("http://evil","<script>alert(1)</script>")'
+
+
+@pytest.fixture
+def hostile_result(tmp_path):
+    import json
+
+    from helpers import latencies, result_document
+
+    document = result_document({(HOSTILE_BACKEND, 1): latencies(1.0)}, model=HOSTILE_MODEL)
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_compare_prints_hostile_names_as_text(runner, hostile_result):
+    result = invoke(runner, "compare", str(hostile_result), str(hostile_result))
+    assert result.exit_code == 0, result.output
+    assert "[/x]|<img" in result.output
+
+
+def test_markdown_report_neutralises_html_and_pipes(runner, hostile_result, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report.md"
+    result = invoke(runner, "report", str(hostile_result), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "<img" not in text and "<script" not in text
+    assert "\\[/x\\]\\|&lt;img src=x onerror=alert(1)&gt;" in text
+    row = next(line for line in text.splitlines() if "onerror" in line)
+    assert row.count(" | ") == 14  # 15 columns: the name's pipe did not add one
+
+
+def test_csv_export_defuses_formulas(runner, hostile_result):
+    import csv
+    import io
+
+    result = invoke(runner, "export-results", str(hostile_result))
+    assert result.exit_code == 0, result.output
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert row["model"] == "'" + HOSTILE_MODEL
+    assert row["p50_ms"][0].isdigit()  # numbers stay numbers
+
+
+def test_bench_table_shows_a_markup_model_name_as_text(runner, tmp_path):
+    model = add_model(tmp_path / "[bold red]pwn.onnx")
+    result = invoke(runner, "bench", "--model", str(model), "--output", str(tmp_path),
+                    "--no-isolate", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "portable bench · [bold red]pwn" in result.stdout
