@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,12 @@ class ModelSource:
 
 
 def looks_like_path(spec: str) -> bool:
-    return spec.endswith(".onnx") or "/" in spec or Path(spec).exists()
+    """A separator or ``.onnx`` makes a path; a preset name wins over a folder of that name."""
+    from portable.models.config import PRESETS
+
+    if spec.endswith(".onnx") or "/" in spec or os.sep in spec:
+        return True
+    return spec not in PRESETS and Path(spec).exists()
 
 
 def resolve(
@@ -129,23 +135,30 @@ def check_onnx_file(path: Path) -> Any:
     for tensor in all_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (folder / location).resolve()
-        if not target.is_relative_to(folder):
-            raise ModelError(
-                f"{path}: external data {location!r} of tensor {tensor.name!r} points outside "
-                "the model's folder; refusing to read it"
-            )
-        if not target.is_file():
-            raise ModelError(
-                f"{path}: external data file {location!r} of tensor {tensor.name!r} is missing"
-            )
+        _check_external_data(path, folder, tensor)
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: fails the ONNX checker: {first_line}") from None
     return model
+
+
+def _check_external_data(path: Path, folder: Path, tensor: Any) -> None:
+    """An external-data location must name an existing file inside the model's folder."""
+    location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+    where = f"{path}: external data {location[:80]!r} of tensor {tensor.name[:80]!r}"
+    if "\0" in location:
+        raise ModelError(f"{where} contains a NUL byte; refusing to read it")
+    try:
+        target = (folder / location).resolve()
+        if not target.is_relative_to(folder):
+            raise ModelError(f"{where} points outside the model's folder; refusing to read it")
+        found = target.is_file()
+    except OSError as exc:  # a name too long, or otherwise not a usable path
+        raise ModelError(f"{where} is not a usable file name ({exc.strerror or exc})") from None
+    if not found:
+        raise ModelError(f"{where} names a missing file")
 
 
 def all_tensors(graph: Any) -> Iterator[Any]:
