@@ -118,9 +118,11 @@ def load_npz(path: Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
     """Arrays of an .npz file, every name matched to an input (unknown names are an error)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+            arrays = {key: _member(path, data, key) for key in data.files}
     except FileNotFoundError:
         raise InputError(f"--inputs {path}: no such file") from None
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"--inputs {path}: not a readable .npz file ({exc})") from None
     names = [s.name for s in specs]
@@ -131,6 +133,18 @@ def load_npz(path: Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
             f"the model's inputs are {', '.join(names)}"
         )
     return arrays
+
+
+def _member(path: Path, data: Any, key: str) -> np.ndarray:
+    """One array of an .npz; a member that is not a valid .npy is named in the error."""
+    try:
+        value = data[key]
+    except Exception as exc:
+        raise InputError(f"--inputs {path}: member {key!r} is not a valid .npy array "
+                         f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(value, np.ndarray):
+        raise InputError(f"--inputs {path}: member {key!r} is not a .npy array")
+    return value
 
 
 def _literal(spec: TensorSpec, items: Sequence[str]) -> np.ndarray:
