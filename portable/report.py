@@ -145,7 +145,7 @@ def parity_plot(documents: Sequence[dict[str, Any]]) -> Plot | None:
     bars = {}
     for document, cell in _ok_cells(documents):
         parity = cell.get("parity")
-        if parity:
+        if parity and parity["max_abs_error"] is not None:  # null: not finite
             tolerance = max(o["tolerance"] for o in parity["outputs"].values())
             name = f"{cell['backend']}\n{document['model']['name']} b={cell['batch']}"
             bars[name] = (max(parity["max_abs_error"], 1e-12), tolerance, parity["passed"])
@@ -189,7 +189,8 @@ def _row(document: dict[str, Any], cell: dict[str, Any]) -> list[str]:
     rss = cell.get("memory", {}).get("peak_rss_bytes")
     parity_text = "n/a"
     if parity:
-        parity_text = ("pass" if parity["passed"] else "FAIL") + f" ({parity['max_abs_error']:.1e})"
+        parity_text = ("pass" if parity["passed"] else "FAIL") + (
+            f" ({_fmt(parity['max_abs_error'], '.1e')})")
     roof = cell.get("roofline") or {}
     roof_text = (f"{roof['fraction']:.0%} ({roof['bound']}-bound)"
                  if roof.get("fraction") is not None else "-")

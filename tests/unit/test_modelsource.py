@@ -86,3 +86,12 @@ def test_unknown_preset_lists_presets():
 def test_overrides_refused_for_files(tmp_path):
     with pytest.raises(ModelError, match="apply to presets"):
         resolve(str(add_model(tmp_path / "a.onnx")), overrides=["top_k=1"])
+
+
+def test_a_golden_file_without_outputs_means_no_golden_parity(tmp_path):
+    import numpy as np
+
+    path = add_model(tmp_path / "m.onnx")
+    np.savez(tmp_path / "m.golden.npz", **{"input.x": np.zeros((1, 4), np.float32)})
+    source = resolve(str(path))
+    assert source.golden_path is not None and source.golden() is None
