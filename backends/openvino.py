@@ -27,7 +27,7 @@ from portable.adapter import (
     SessionConfig,
     parse_non_negative_int,
 )
-from portable.errors import BackendUnavailable, InputError, ModelError, UnsupportedModel
+from portable.errors import BackendUnavailable, InputError, UnsupportedModel
 from portable.signature import read_signature
 
 HINT = "pip install 'portable[openvino]'"
@@ -148,7 +148,10 @@ class OpenVinoAdapter(Adapter):
                     f"openvino cannot run {model_path}: no conversion for "
                     f"{missing.group(1).strip()}"
                 ) from None
-            raise ModelError(f"openvino could not read {model_path}: {exc}") from None
+            # the ONNX checker passed in the parent: openvino declines what it cannot read
+            raise UnsupportedModel(
+                f"openvino cannot read {model_path}: {' '.join(str(exc).split())[:300]}"
+            ) from None
         supported = core.query_model(model, device)
         ops = [op.get_friendly_name() for op in model.get_ops()]
         unsupported = sorted({
@@ -163,7 +166,11 @@ class OpenVinoAdapter(Adapter):
             target = supported[name].lower()
             by_device[target] = by_device.get(target, 0) + 1
         placement = Placement(self.device(), by_device, source="openvino query_model")
-        compiled = core.compile_model(model, device, self.compile_config(config))
+        try:
+            compiled = core.compile_model(model, device, self.compile_config(config))
+        except RuntimeError as exc:
+            raise UnsupportedModel(f"openvino device {device} cannot compile {model_path}: "
+                                   f"{' '.join(str(exc).split())[:300]}") from None
         precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         return OpenVinoSession(
             compiled, read_signature(model_path), placement, _PRECISIONS.get(precision, precision)

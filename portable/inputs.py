@@ -147,6 +147,26 @@ def _member(path: Path, data: Any, key: str) -> np.ndarray:
     return value
 
 
+_NON_TENSORS = ("sequence", "optional", "map", "sparse_tensor", "opaque")
+
+
+def check_feedable(spec: TensorSpec, supplied: bool) -> None:
+    """InputError unless portable can feed `spec`: a tensor, of a type it can generate or
+    that the user supplied data for."""
+    if spec.dtype in _NON_TENSORS:
+        raise InputError(f"input {spec.name!r} is not a tensor ({spec.dtype.replace('_', ' ')}); "
+                         "portable feeds tensors only")
+    if supplied:
+        return
+    try:
+        kind = numpy_dtype(spec.dtype).kind
+    except InputError:
+        kind = ""
+    if kind not in ("f", "i", "u", "b", "O") and spec.dtype != "bfloat16":
+        raise InputError(f"input {spec.name!r} has type {spec.dtype}, which portable cannot "
+                         "generate; give its data with --inputs FILE.npz")
+
+
 def _literal(spec: TensorSpec, items: Sequence[str]) -> np.ndarray:
     dtype = numpy_dtype(spec.dtype)
     try:
@@ -249,9 +269,11 @@ def plan_shapes(
         )
     sizes = dict(given.dims)
     by_name = {s.name: s for s in specs}
+    supplied = _supplied(specs, given)
+    for spec in specs:
+        check_feedable(spec, spec.name in supplied)
     for name, shape in given.shapes.items():
         _bind(by_name[name], shape, sizes, "--shape")
-    supplied = _supplied(specs, given)
     for name, array in supplied.items():
         literal = name in given.values
         if literal and not (len(by_name[name].shape) == 1 and array.size > 1):

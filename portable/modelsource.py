@@ -138,6 +138,9 @@ def check_onnx_file(path: Path) -> Any:
         raise ModelError(f"{path}: not a valid ONNX file (cannot parse it: {exc})") from None
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"{path}: not a valid ONNX file (no graph)")
+    if not model.graph.output:
+        raise ModelError(f"{path}: the graph has no outputs, so there is nothing to run")
+    _check_opsets(path, model)
     folder = path.resolve().parent
     for tensor in all_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -149,6 +152,18 @@ def check_onnx_file(path: Path) -> Any:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: fails the ONNX checker: {first_line}") from None
     return model
+
+
+def _check_opsets(path: Path, model: Any) -> None:
+    """An ai.onnx opset newer than any this onnx release knows is not a released opset."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > newest:
+            raise ModelError(
+                f"{path}: imports ai.onnx opset {opset.version}, newer than the newest "
+                f"released opset this onnx knows ({newest}); no runtime here can run it")
 
 
 def _check_external_data(path: Path, folder: Path, tensor: Any) -> None:

@@ -36,7 +36,14 @@ def _dtype_name(elem_type: int) -> str:
 
 
 def tensor_spec(value_info: Any) -> TensorSpec:
-    """The TensorSpec of a graph input or output (symbolic dims by name, unknown as None)."""
+    """The TensorSpec of a graph input or output (symbolic dims by name, unknown as None).
+
+    A value that is not a tensor (sequence, optional, map, sparse tensor) gets that
+    kind as its dtype, e.g. ``sequence``, so callers can refuse it by name.
+    """
+    kind = value_info.type.WhichOneof("value")
+    if kind not in (None, "tensor_type"):
+        return TensorSpec(value_info.name, (), kind.removesuffix("_type"))
     tensor = value_info.type.tensor_type
     dims: list[Dim] = []
     if tensor.HasField("shape"):

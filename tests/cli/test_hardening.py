@@ -225,3 +225,81 @@ def test_bench_table_shows_a_markup_model_name_as_text(runner, tmp_path):
                     "--no-isolate", *FAST)
     assert result.exit_code == 0, result.output
     assert "portable bench · [bold red]pwn" in result.stdout
+
+
+# -- item 14: models a runtime cannot take are exit 2 or 3, never 4 ------------------------
+
+def _identity(path, value_type):
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_value_info("x", value_type)],
+                              [helper.make_value_info("y", value_type)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path
+
+
+def _odd_model(tmp_path, kind):
+    import onnx
+    from onnx import TensorProto, helper
+
+    path = tmp_path / f"{kind}.onnx"
+    tensor = helper.make_tensor_type_proto
+    if kind == "opset99":
+        model = onnx.load(str(add_model(path)))
+        model.opset_import[0].version = 99
+        onnx.save(model, str(path))
+        return path
+    if kind == "no-outputs":
+        model = onnx.load(str(add_model(path)))
+        del model.graph.output[:]
+        onnx.save(model, str(path))
+        return path
+    value_type = {
+        "complex64": tensor(TensorProto.COMPLEX64, [2]),
+        "float8": tensor(TensorProto.FLOAT8E4M3FN, [2]),
+        "sequence": helper.make_sequence_type_proto(tensor(TensorProto.FLOAT, [2])),
+        "optional": helper.make_optional_type_proto(tensor(TensorProto.FLOAT, [2])),
+    }[kind]
+    return _identity(path, value_type)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("opset99", "opset 99, newer than the newest released opset"),
+    ("no-outputs", "has no outputs"),
+    ("complex64", "has type complex64, which portable cannot generate"),
+    ("float8", "has type float8_e4m3fn, which portable cannot generate"),
+    ("sequence", "is not a tensor (sequence)"),
+    ("optional", "is not a tensor (optional)"),
+])
+def test_models_portable_cannot_feed_exit_2_before_running(runner, tmp_path, kind, message):
+    model = _odd_model(tmp_path, kind)
+    result = invoke(runner, "bench", "-b", "cpu", "--model", str(model), "--output",
+                    str(tmp_path / "out"), *FAST)
+    assert_one_line_error(result, 2, message)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_inspect_does_not_call_an_opset_99_model_runnable(runner, tmp_path):
+    result = invoke(runner, "inspect", str(_odd_model(tmp_path, "opset99")))
+    assert_one_line_error(result, 2, "opset 99")
+
+
+@pytest.mark.parametrize("backend", ["cpu", "openvino"])
+def test_a_model_the_runtime_rejects_is_unsupported_exit_3_quietly(runner, tmp_path, capfd,
+                                                                   backend):
+    import json
+
+    import numpy as np
+
+    model = _odd_model(tmp_path, "complex64")
+    np.savez(tmp_path / "x.npz", x=np.zeros(2, np.complex64))
+    out = tmp_path / "r.json"
+    result = invoke(runner, "bench", "-b", backend, "--model", str(model), "--inputs",
+                    str(tmp_path / "x.npz"), "--output", str(out), "--no-isolate", *FAST)
+    assert result.exit_code == 3, result.output
+    assert json.loads(out.read_text())["results"][0]["status"] == "unsupported"
+    assert "onnxruntime:" not in capfd.readouterr().err  # item 22: no raw runtime log lines
