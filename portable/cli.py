@@ -10,6 +10,7 @@ Results go to stdout (pure JSON with --json); logs and progress go to stderr.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -19,6 +20,7 @@ import click
 import portable
 from portable import errors
 from portable.commands import CliError
+from portable.runtimelog import ENV_DEBUG
 
 EXIT_INTERNAL = 5
 
@@ -74,6 +76,8 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     ctx.obj = {"debug": debug}
+    if debug:  # child processes (isolated cells, probes) keep tracebacks and runtime logs too
+        os.environ[ENV_DEBUG] = "1"
 
 
 def _register_commands() -> None:

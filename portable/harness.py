@@ -33,6 +33,7 @@ from portable.errors import (
 from portable.inputs import InputSpec, describe_feeds, feed_specs, make_feeds
 from portable.modelsource import ModelSource
 from portable.parity import compare
+from portable.privacy import redact
 from portable.signature import read_signature
 from portable.stats import median_ci, noise_warning, summarize_ns
 
@@ -184,7 +185,7 @@ def error_record(exc: BaseException, with_traceback: bool = False) -> dict[str, 
         "hint": getattr(exc, "hint", ""),
     }
     if with_traceback:
-        record["traceback"] = "".join(traceback.format_exception(exc))
+        record["traceback"] = redact("".join(traceback.format_exception(exc)))
     return record
 
 

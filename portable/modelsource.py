@@ -8,6 +8,7 @@ there). Model files come from anywhere; nothing here unpickles anything.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -63,11 +64,21 @@ class ModelSource:
                 digest.update(block)
         return digest.hexdigest()
 
+    def recorded_path(self) -> str:
+        """The path as a result file records it: a cached export as ``<cache>/...``."""
+        if self.kind == "preset":
+            from portable.models.cache import default_cache_dir
+
+            with contextlib.suppress(ValueError):
+                inside = self.path.resolve().relative_to(default_cache_dir().resolve())
+                return f"<cache>/{inside.as_posix()}"
+        return str(self.path)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "kind": self.kind,
-            "path": str(self.path),
+            "path": self.recorded_path(),
             "sha256": self.sha256(),
             "golden": self.golden_path is not None,
             "config": self.reference_config,
