@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -53,11 +54,28 @@ def parse_detail_log(text: str) -> dict[str, Any]:
     for line in text.splitlines():
         if not line.startswith(":::MLLOG "):
             continue
-        entry = json.loads(line[len(":::MLLOG "):])
+        entry = _mllog_entry(line[len(":::MLLOG "):])
         name = _VERDICT_KEYS.get(entry.get("key"))
-        if name:
+        if name and "value" in entry:
             found[name] = entry["value"]
     return found
+
+
+_NON_FINITE = re.compile(r"(?<=[:\[,\s])-?(?:nan|inf)(?=\s*[,}\]])", re.IGNORECASE)
+
+
+def _mllog_entry(text: str) -> dict[str, Any]:
+    """One ``:::MLLOG`` entry; LoadGen writes ``nan``/``-nan`` (not JSON) for figures it could
+    not compute: those become None. A line that still does not parse is skipped."""
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        try:
+            entry = json.loads(_NON_FINITE.sub("null", text))
+        except ValueError:
+            log.debug("skipping an unreadable LoadGen log line: %.200s", text)
+            return {}
+    return entry if isinstance(entry, dict) else {}
 
 
 def invalid_reasons(verdict: dict[str, Any]) -> list[str]:

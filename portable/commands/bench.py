@@ -190,6 +190,9 @@ def command(backend_names: tuple[str, ...], model: str, overrides: tuple[str, ..
     if scenario == "server" and importlib.util.find_spec("mlperf_loadgen") is None:
         raise CliError("the server scenario needs MLPerf LoadGen: "
                        "pip install 'portable[loadgen]'", errors.EXIT_UNAVAILABLE)
+    if scenario == "server" and min_duration <= 0:
+        raise click.UsageError("--scenario server needs --min-duration > 0: LoadGen measures "
+                               "the achieved rate and p99 over a timed window")
     batches = batches or DEFAULT_BATCHES[scenario]
     settings = BenchSettings(batch=batches[0], seq=seq, warmup=warmup, iterations=iterations,
                              min_duration_s=min_duration, max_duration_s=max_duration,

@@ -303,3 +303,12 @@ def test_a_model_the_runtime_rejects_is_unsupported_exit_3_quietly(runner, tmp_p
     assert result.exit_code == 3, result.output
     assert json.loads(out.read_text())["results"][0]["status"] == "unsupported"
     assert "onnxruntime:" not in capfd.readouterr().err  # item 22: no raw runtime log lines
+
+
+# -- item 11: settings LoadGen cannot measure -----------------------------------------------
+
+def test_server_scenario_without_a_timed_window_is_a_usage_error(runner):
+    pytest.importorskip("mlperf_loadgen")
+    result = invoke(runner, "bench", "--scenario", "server", "--iterations", "1",
+                    "--min-duration", "0")
+    assert_one_line_error(result, 2, "--scenario server needs --min-duration > 0")
