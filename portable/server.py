@@ -145,13 +145,17 @@ def under_bound(verdict: dict[str, Any]) -> bool:
                for key in ("latency_bound_met", "min_duration_met", "min_queries_met"))
 
 
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
 def _summary(rate: float, verdict: dict[str, Any]) -> dict[str, Any]:
     return {
         "rate": rate,
         "under_bound": under_bound(verdict),
         "verdict": verdict.get("verdict", "INVALID"),
         "achieved_rate": verdict.get("completed_per_s"),
-        "p99_ms": verdict["p99_ns"] / 1e6 if "p99_ns" in verdict else None,
+        "p99_ms": _ms(verdict.get("p99_ns")),
     }
 
 
@@ -226,7 +230,7 @@ def measure_server(step: Callable[[], object], synchronize: Callable[[], None],
     figures.update(_summary(rate, verdict))
     figures.update(
         scheduled_rate=verdict.get("scheduled_per_s"),
-        p50_ms=verdict["p50_ns"] / 1e6 if "p50_ns" in verdict else None,
+        p50_ms=_ms(verdict.get("p50_ns")),
         invalid_reasons=reasons,
         loadgen_version=verdict.get("loadgen_version"),
     )
