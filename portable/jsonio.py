@@ -41,9 +41,10 @@ def read_json(path: Path) -> Any:
             data = fh.read(limit + 1)
     except FileNotFoundError:
         raise ResultFileError(f"{path}: no such result file") from None
-    except OSError as exc:
-        raise ResultFileError(f"{path}: not a readable result file ({exc.strerror or exc})"
-                              ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise ResultFileError(
+            f"{str(path)[:200]!r}: not a readable result file "
+            f"({getattr(exc, 'strerror', None) or exc})") from None
     if len(data) > limit:
         raise ResultFileError(
             f"{path}: larger than {limit / 2**20:g} MiB; not read (set {ENV_MAX_BYTES} "

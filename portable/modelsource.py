@@ -91,7 +91,10 @@ def looks_like_path(spec: str) -> bool:
 
     if spec.endswith(".onnx") or "/" in spec or os.sep in spec:
         return True
-    return spec not in PRESETS and Path(spec).exists()
+    try:
+        return spec not in PRESETS and Path(spec).exists()
+    except (OSError, ValueError):  # a name no file can have (too long, a NUL byte)
+        return False
 
 
 def resolve(
@@ -139,9 +142,13 @@ def check_onnx_file(path: Path) -> Any:
     """Parse and check an ONNX file; ModelError saying what is wrong otherwise."""
     import onnx
 
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{str(path)[:200]}: not a usable file name ({exc})") from None
+    if not exists:
         raise ModelError(f"{path}: no such file")
-    if not path.is_file():
+    if not is_file:
         raise ModelError(f"{path}: not a file")
     try:
         model = onnx.load(str(path), load_external_data=False)

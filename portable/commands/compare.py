@@ -12,7 +12,7 @@ from rich.table import Table
 
 from portable import errors
 from portable.commands import CliError
-from portable.commands.params import FiniteFloat
+from portable.commands.params import FiniteFloat, SafePath
 from portable.escape import markup as escape
 
 
@@ -55,8 +55,8 @@ def _table(changes: list, threshold: float) -> Table:
 
 
 @click.command("compare")
-@click.argument("base", type=click.Path(path_type=Path))
-@click.argument("new", type=click.Path(path_type=Path))
+@click.argument("base", type=SafePath())
+@click.argument("new", type=SafePath())
 @click.option("--threshold", type=Percent(), default="5%", show_default=True,
               help="Smallest p50 slow-down (or throughput drop) that counts as a regression.")
 @click.option("--alpha", type=FiniteFloat(0, 1, min_open=True, max_open=True),

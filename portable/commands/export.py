@@ -11,13 +11,14 @@ import click
 
 from portable import errors
 from portable.commands import CliError, preset_options, stderr
+from portable.commands.params import SafePath
 
 
 @click.command("export")
 @click.option("--preset", default="moe-tiny", show_default=True,
               help="Reference model preset (moe-tiny, moe-small, moe-base).")
 @preset_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=SafePath(dir_okay=False), default=None,
               help="Write the model here (and NAME.golden.npz beside it). "
                    "Default: print the cached file's path.")
 def command(preset: str, overrides: tuple[str, ...], dispatch: str | None,

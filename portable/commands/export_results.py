@@ -10,11 +10,12 @@ import click
 
 from portable import errors
 from portable.commands import CliError
+from portable.commands.params import SafePath
 
 
 @click.command("export-results")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+@click.argument("files", nargs=-1, required=True, type=SafePath())
+@click.option("-o", "--output", type=SafePath(), default=None,
               help="CSV file to write (default: stdout).")
 def command(files: tuple[Path, ...], output: Path | None) -> None:
     """Export result files as CSV: one row per cell (backend × scenario × batch).

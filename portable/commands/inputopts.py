@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from portable.commands import stderr
+from portable.commands.params import SafePath
 from portable.inputs import InputSpec
 
 
@@ -67,7 +68,7 @@ def input_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--input", "values", multiple=True, metavar="NAME=VALUE[,...]",
                      help="Values of a scalar or small input (or of an input that has an "
                           "initializer), e.g. --input sample_rate=16000."),
-        click.option("--inputs", "npz", type=click.Path(path_type=Path), default=None,
+        click.option("--inputs", "npz", type=SafePath(), default=None,
                      help="An .npz file with real data; arrays are matched to inputs by name."),
     ]
     for decorator in reversed(decorators):

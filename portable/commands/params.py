@@ -41,18 +41,28 @@ class Seed(click.IntRange):
         super().__init__(min=0, max=MAX_SEED)
 
 
-class ResultPath(click.Path):
+class SafePath(click.Path):
+    """A path as a `pathlib.Path`; a NUL byte (which no file name can hold) is a usage error."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(path_type=Path, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path:
+        if "\0" in str(value):
+            self.fail(f"{str(value)!r} contains a NUL byte", param, ctx)
+        return Path(super().convert(value, param, ctx))
+
+
+class ResultPath(SafePath):
     """`--output` of bench: a ``.json`` file, or a folder (existing, or a name without suffix).
 
     ``out.csv`` would otherwise become a folder named ``out.csv``; it is refused instead.
     """
 
-    def __init__(self) -> None:
-        super().__init__(path_type=Path)
-
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Path:
-        path = Path(super().convert(value, param, ctx))
+        path = super().convert(value, param, ctx)
         if path.suffix and path.suffix != ".json" and not path.is_dir():
             self.fail(f"{str(path)!r}: a result file must end in .json (or name a folder); "
                       "for CSV use `portable export-results`", param, ctx)

@@ -9,13 +9,14 @@ import click
 
 from portable import errors
 from portable.commands import CliError, stderr
+from portable.commands.params import SafePath
 
 SUFFIXES = (".html", ".md")
 
 
 @click.command("report")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.argument("files", nargs=-1, required=True, type=SafePath())
+@click.option("-o", "--output", type=SafePath(), required=True,
               help="report.html (one self-contained page) or report.md (PNGs beside it).")
 def command(files: tuple[Path, ...], output: Path) -> None:
     """Render result files as a report: a table of every cell and plots.
