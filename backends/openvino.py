@@ -29,12 +29,7 @@ from portable.adapter import (
     SessionConfig,
     parse_non_negative_int,
 )
-from portable.errors import (
-    BackendUnavailable,
-    InputError,
-    ModelError,
-    UnsupportedModel,
-)
+from portable.errors import BackendUnavailable, InputError, ModelError, UnsupportedModel
 from portable.signature import read_signature
 
 HINT = "pip install 'portable[openvino]'"
@@ -194,7 +189,10 @@ class OpenVinoAdapter(Adapter):
                     f"openvino cannot run {model_path}: no conversion for "
                     f"{missing.group(1).strip()}"
                 ) from None
-            raise ModelError(f"openvino could not read {model_path}: {exc}") from None
+            # the ONNX checker passed in the parent: openvino declines what it cannot read
+            raise UnsupportedModel(
+                f"openvino cannot read {model_path}: {' '.join(str(exc).split())[:300]}"
+            ) from None
 
     def _query(self, core: Any, model: Any) -> tuple[dict[str, int], tuple[str, ...]]:
         """The plugin's own answer (`query_model`): nodes per device, and the op types it
@@ -235,7 +233,11 @@ class OpenVinoAdapter(Adapter):
                 f"openvino device {device} cannot run op(s) {', '.join(unsupported)}"
             )
         placement = Placement(self.device(), by_device, source="openvino query_model")
-        compiled = core.compile_model(model, device, self.compile_config(config))
+        try:
+            compiled = core.compile_model(model, device, self.compile_config(config))
+        except RuntimeError as exc:
+            raise UnsupportedModel(f"openvino device {device} cannot compile {model_path}: "
+                                   f"{' '.join(str(exc).split())[:300]}") from None
         precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         session = OpenVinoSession(
             compiled, read_signature(model_path), placement, _PRECISIONS.get(precision, precision)

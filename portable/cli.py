@@ -10,6 +10,9 @@ Results go to stdout (pure JSON with --json); logs and progress go to stderr.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
 from typing import Any
 
 import click
@@ -17,6 +20,7 @@ import click
 import portable
 from portable import errors
 from portable.commands import CliError, add_logging_options, configure_logging
+from portable.runtimelog import ENV_DEBUG
 
 EXIT_INTERNAL = 5
 
@@ -33,7 +37,9 @@ class PortableGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             raise CliError(str(exc), exc.exit_code) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except (KeyboardInterrupt, click.Abort):
+            raise CliError("interrupted", errors.EXIT_INTERRUPTED) from None
+        except (click.ClickException, click.exceptions.Exit):
             raise
         except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
@@ -67,6 +73,8 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     """
     configure_logging(debug, verbose)
     ctx.obj = {"debug": debug}
+    if debug:  # child processes (isolated cells, probes) keep tracebacks and runtime logs too
+        os.environ[ENV_DEBUG] = "1"
 
 
 def _register_commands() -> None:
@@ -93,4 +101,17 @@ _register_commands()
 
 
 def main() -> None:
-    cli(prog_name="portable")
+    """The console script: stdout errors end with one line; a late Ctrl-C loses nothing."""
+    from portable.commands.stdio import StdoutError, guard_stdout
+
+    guard_stdout()
+    try:
+        try:
+            cli(prog_name="portable")
+        finally:
+            # the work is done: a Ctrl-C while the interpreter shuts down must not kill it
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            sys.stdout.flush()
+    except StdoutError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)

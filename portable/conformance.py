@@ -124,7 +124,9 @@ def run_contract(
         args = [str(module), "-c", str(root / "pytest.ini"), "--rootdir", str(root), "-q",
                 "-p", "no:cacheprovider", "--import-mode=importlib", "-W", "ignore"]
         with contextlib.redirect_stdout(io.StringIO()):
-            pytest.main(args, plugins=[collector])
+            code = pytest.main(args, plugins=[collector])
+    if code == pytest.ExitCode.INTERRUPTED:  # pytest swallowed a Ctrl-C: pass it on
+        raise KeyboardInterrupt
     return list(collector.clauses.values())
 
 

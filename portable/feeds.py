@@ -7,6 +7,7 @@ the arrays (`make_feeds`, `resolve_inputs`), describes them for results
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -106,14 +107,17 @@ def make_feeds(
     bounds = {**reference.index_bounds(reference_config), **(index_bounds or {})}
     feeds = {}
     for spec in specs:
-        high = bounds.get(spec.name)
-        generated = random_array(spec, shapes[spec.name], rng, high=high)  # keeps rng in step
-        generated = conventional_values(spec, generated)
         if spec.name in supplied:
             feeds[spec.name] = fit_array(spec, supplied[spec.name], shapes[spec.name],
-                                    source_label(spec.name, given))
+                                         source_label(spec.name, given))
+            # Draw what would have been generated, so the other inputs' values do not
+            # depend on which inputs the user supplied (a type portable cannot
+            # generate draws nothing: only supplied data can feed it).
+            with contextlib.suppress(InputError):
+                random_array(spec, shapes[spec.name], rng, high=bounds.get(spec.name))
         else:
-            feeds[spec.name] = generated
+            generated = random_array(spec, shapes[spec.name], rng, high=bounds.get(spec.name))
+            feeds[spec.name] = conventional_values(spec, generated)
     return feeds
 
 

@@ -42,6 +42,7 @@ from portable.feeds import describe_feeds, resolve_inputs
 from portable.inputs import InputSpec
 from portable.modelsource import ModelSource
 from portable.parity import compare
+from portable.privacy import redact
 from portable.records import CellResult, ErrorInfo, Memory, Rules, Status, Throughput
 from portable.scenarios import get as get_scenario
 from portable.stats import load_warning, median_ci, noise_warning, summarize_ns
@@ -101,7 +102,7 @@ def peak_rss_bytes() -> int:
 
 
 def error_info(exc: BaseException, with_traceback: bool = False) -> ErrorInfo:
-    text = "".join(traceback.format_exception(exc)) if with_traceback else None
+    text = redact("".join(traceback.format_exception(exc))) if with_traceback else None
     message = condense_message(str(exc)) or type(exc).__name__
     return ErrorInfo(type(exc).__name__, message, getattr(exc, "hint", ""), text)
 

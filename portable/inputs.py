@@ -86,9 +86,11 @@ def load_npz(path: Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
     """Arrays of an .npz file, every name matched to an input (unknown names are an error)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+            arrays = {key: _member(path, data, key) for key in data.files}
     except FileNotFoundError:
         raise InputError(f"--inputs {path}: no such file") from None
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"--inputs {path}: not a readable .npz file ({exc})") from None
     names = [s.name for s in specs]
@@ -99,6 +101,38 @@ def load_npz(path: Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
             f"the model's inputs are {', '.join(names)}"
         )
     return arrays
+
+
+def _member(path: Path, data: Any, key: str) -> np.ndarray:
+    """One array of an .npz; a member that is not a valid .npy is named in the error."""
+    try:
+        value = data[key]
+    except Exception as exc:
+        raise InputError(f"--inputs {path}: member {key!r} is not a valid .npy array "
+                         f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(value, np.ndarray):
+        raise InputError(f"--inputs {path}: member {key!r} is not a .npy array")
+    return value
+
+
+_NON_TENSORS = ("sequence", "optional", "map", "sparse_tensor", "opaque")
+
+
+def check_feedable(spec: TensorSpec, supplied: bool) -> None:
+    """InputError unless portable can feed `spec`: a tensor, of a type it can generate or
+    that the user supplied data for."""
+    if spec.dtype in _NON_TENSORS:
+        raise InputError(f"input {spec.name!r} is not a tensor ({spec.dtype.replace('_', ' ')}); "
+                         "portable feeds tensors only")
+    if supplied:
+        return
+    try:
+        kind = numpy_dtype(spec.dtype).kind
+    except InputError:
+        kind = ""
+    if kind not in ("f", "i", "u", "b", "O") and spec.dtype != "bfloat16":
+        raise InputError(f"input {spec.name!r} has type {spec.dtype}, which portable cannot "
+                         "generate; give its data with --inputs FILE.npz")
 
 
 def _literal(spec: TensorSpec, items: Sequence[str]) -> np.ndarray:
@@ -207,9 +241,11 @@ def plan_shapes(
         )
     sizes = dict(given.dims)
     by_name = {s.name: s for s in specs}
+    supplied = supplied_arrays(specs, given)
+    for spec in specs:
+        check_feedable(spec, spec.name in supplied)
     for name, shape in given.shapes.items():
         _bind(by_name[name], shape, sizes, "--shape")
-    supplied = supplied_arrays(specs, given)
     for name, array in supplied.items():
         literal = name in given.values
         if literal and not (len(by_name[name].shape) == 1 and array.size > 1):

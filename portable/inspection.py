@@ -147,33 +147,47 @@ def _from_coverage(name: str, coverage: OpCoverage) -> BackendSupport:
     return BackendSupport(name, "yes", f"{coverage.source}: all {coverage.ops} ops placed")
 
 
-def backend_support(summary: ModelSummary, names: Sequence[str]) -> list[BackendSupport]:
+def _coverage(name: str, path: Path) -> BackendSupport | None:
+    """A built-in adapter's own answer for this model (`op_coverage`), where it gives one."""
+    try:
+        coverage = registry.create(name).op_coverage(path)
+    except UnsupportedModel as exc:
+        return BackendSupport(name, "no", str(exc))
+    except PortableError as exc:
+        return BackendSupport(name, "unavailable", str(exc))
+    return None if coverage is None else _from_coverage(name, coverage)
+
+
+def backend_support(summary: ModelSummary, names: Sequence[str],
+                    skip_hidden: bool = False) -> list[BackendSupport]:
     """For each backend: does the runtime report an implementation of every op in the model?
 
-    The runtime's answer for this model where it gives one (`op_coverage`, e.g.
-    OpenVINO's `query_model`), else what `capabilities().supported_ops` lists; a
-    backend that can say neither is "unknown", never guessed to be fine.
+    The runtime's answer for this model where a built-in adapter gives one
+    (`op_coverage`, e.g. OpenVINO's `query_model`), else what
+    `capabilities().supported_ops` lists; a backend that can say neither is
+    "unknown", never guessed to be fine. Third-party adapters are asked in a child
+    process (see `portable.probe_isolated`).
     """
+    from portable.probe_isolated import is_third_party, probe
+
     rows = []
     for name in names:
-        status = registry.status(name)
+        report = probe(name)
+        status = report.status
+        if skip_hidden and status.hidden:
+            continue
         if not status.available:
             reason = status.reason + (f" ({status.hint})" if status.hint else "")
             rows.append(BackendSupport(name, "unavailable", reason))
             continue
-        try:
-            adapter = registry.create(name)
-            coverage = adapter.op_coverage(summary.path)
-            supported = adapter.capabilities().supported_ops
-        except UnsupportedModel as exc:
-            rows.append(BackendSupport(name, "no", str(exc)))
+        if report.capabilities_error:
+            rows.append(BackendSupport(name, "unavailable", report.capabilities_error))
             continue
-        except PortableError as exc:
-            rows.append(BackendSupport(name, "unavailable", str(exc)))
+        answer = None if is_third_party(name) else _coverage(name, summary.path)
+        if answer is not None:
+            rows.append(answer)
             continue
-        if coverage is not None:
-            rows.append(_from_coverage(name, coverage))
-            continue
+        supported = report.supported_ops
         if supported is None:
             rows.append(BackendSupport(name, "unknown", "the runtime does not list its ops"))
             continue

@@ -8,8 +8,11 @@ there). Model files come from anywhere; nothing here unpickles anything.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from portable.errors import ModelError, condense_message
+
+log = logging.getLogger(__name__)
 
 GOLDEN_SUFFIX = ".golden.npz"
 CONFIG_KEY = "portable.config"
@@ -46,6 +51,10 @@ class ModelSource:
         outputs = {
             k.removeprefix("output."): v for k, v in arrays.items() if k.startswith("output.")
         }
+        if not outputs:  # nothing to compare with: parity would pass vacuously
+            log.warning("%s holds no output.* arrays; running without golden parity",
+                        self.golden_path)
+            return None
         return inputs, outputs
 
     def sha256(self) -> str:
@@ -55,11 +64,21 @@ class ModelSource:
                 digest.update(block)
         return digest.hexdigest()
 
+    def recorded_path(self) -> str:
+        """The path as a result file records it: a cached export as ``<cache>/...``."""
+        if self.kind == "preset":
+            from portable.models.cache import default_cache_dir
+
+            with contextlib.suppress(ValueError):
+                inside = self.path.resolve().relative_to(default_cache_dir().resolve())
+                return f"<cache>/{inside.as_posix()}"
+        return str(self.path)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "kind": self.kind,
-            "path": str(self.path),
+            "path": self.recorded_path(),
             "sha256": self.sha256(),
             "golden": self.golden_path is not None,
             "config": self.reference_config,
@@ -67,7 +86,15 @@ class ModelSource:
 
 
 def looks_like_path(spec: str) -> bool:
-    return spec.endswith(".onnx") or "/" in spec or Path(spec).exists()
+    """A separator or ``.onnx`` makes a path; a preset name wins over a folder of that name."""
+    from portable.models.config import PRESETS
+
+    if spec.endswith(".onnx") or "/" in spec or os.sep in spec:
+        return True
+    try:
+        return spec not in PRESETS and Path(spec).exists()
+    except (OSError, ValueError):  # a name no file can have (too long, a NUL byte)
+        return False
 
 
 def resolve(
@@ -113,9 +140,13 @@ def check_onnx_file(path: Path) -> Any:
     """Parse and check an ONNX file; ModelError saying what is wrong otherwise."""
     import onnx
 
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{str(path)[:200]}: not a usable file name ({exc})") from None
+    if not exists:
         raise ModelError(f"{path}: no such file")
-    if not path.is_file():
+    if not is_file:
         raise ModelError(f"{path}: not a file")
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -123,27 +154,49 @@ def check_onnx_file(path: Path) -> Any:
         raise ModelError(f"{path}: not a valid ONNX file (cannot parse it: {exc})") from None
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"{path}: not a valid ONNX file (no graph)")
+    if not model.graph.output:
+        raise ModelError(f"{path}: the graph has no outputs, so there is nothing to run")
+    _check_opsets(path, model)
     folder = path.resolve().parent
     for tensor in all_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (folder / location).resolve()
-        if not target.is_relative_to(folder):
-            raise ModelError(
-                f"{path}: external data {location!r} of tensor {tensor.name!r} points outside "
-                "the model's folder; refusing to read it"
-            )
-        if not target.is_file():
-            raise ModelError(
-                f"{path}: external data file {location!r} of tensor {tensor.name!r} is missing"
-            )
+        _check_external_data(path, folder, tensor)
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
         reason = condense_message(str(exc)) or type(exc).__name__
         raise ModelError(f"{path}: fails the ONNX checker: {reason}") from None
     return model
+
+
+def _check_opsets(path: Path, model: Any) -> None:
+    """An ai.onnx opset newer than any this onnx release knows is not a released opset."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > newest:
+            raise ModelError(
+                f"{path}: imports ai.onnx opset {opset.version}, newer than the newest "
+                f"released opset this onnx knows ({newest}); no runtime here can run it")
+
+
+def _check_external_data(path: Path, folder: Path, tensor: Any) -> None:
+    """An external-data location must name an existing file inside the model's folder."""
+    location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+    where = f"{path}: external data {location[:80]!r} of tensor {tensor.name[:80]!r}"
+    if "\0" in location:
+        raise ModelError(f"{where} contains a NUL byte; refusing to read it")
+    try:
+        target = (folder / location).resolve()
+        if not target.is_relative_to(folder):
+            raise ModelError(f"{where} points outside the model's folder; refusing to read it")
+        found = target.is_file()
+    except OSError as exc:  # a name too long, or otherwise not a usable path
+        raise ModelError(f"{where} is not a usable file name ({exc.strerror or exc})") from None
+    if not found:
+        raise ModelError(f"{where} names a missing file")
 
 
 def all_tensors(graph: Any) -> Iterator[Any]:

@@ -98,7 +98,9 @@ def load_adapter_class(name: str, apply_filter: bool = True) -> type[Adapter]:
     ep = eps[canonical]
     try:
         cls = ep.load()
-    except Exception as exc:  # a broken plugin must never break the others
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - even sys.exit() at import costs one row
         raise AdapterLoadError(
             f"backend {canonical!r}: importing {ep.value} failed: {type(exc).__name__}: {exc}"
         ) from exc

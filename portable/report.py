@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from portable.escape import markdown
 from portable.results import shape_label, write_text_atomic
 
 COLUMNS = ("model", "backend", "device", "scenario", "batch×seq", "p50 ms", "p50 95% CI",
@@ -144,7 +145,7 @@ def parity_plot(documents: Sequence[dict[str, Any]]) -> Plot | None:
     bars = {}
     for document, cell in _ok_cells(documents):
         parity = cell.get("parity")
-        if parity:
+        if parity and parity["max_abs_error"] is not None:  # null: not finite
             tolerance = max(o["tolerance"] for o in parity["outputs"].values())
             name = f"{cell['backend']}\n{document['model']['name']} b={cell['batch']}"
             bars[name] = (max(parity["max_abs_error"], 1e-12), tolerance, parity["passed"])
@@ -188,7 +189,8 @@ def _row(document: dict[str, Any], cell: dict[str, Any]) -> list[str]:
     rss = cell.get("memory", {}).get("peak_rss_bytes")
     parity_text = "n/a"
     if parity:
-        parity_text = ("pass" if parity["passed"] else "FAIL") + f" ({parity['max_abs_error']:.1e})"
+        parity_text = ("pass" if parity["passed"] else "FAIL") + (
+            f" ({_fmt(parity['max_abs_error'], '.1e')})")
     roof = cell.get("roofline") or {}
     roof_text = (f"{roof['fraction']:.0%} ({roof['bound']}-bound)"
                  if roof.get("fraction") is not None else "-")
@@ -240,12 +242,12 @@ def render_html(documents: Sequence[dict[str, Any]], figures: Sequence[Plot]) ->
 def render_markdown(documents: Sequence[dict[str, Any]], figures: Sequence[Plot],
                     image_dir: str) -> str:
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+        return "| " + " | ".join(markdown(c) for c in cells) + " |"
 
     parts = ["# portable report", "", "## Results", "", line(COLUMNS),
              line(["---"] * len(COLUMNS)), *(line(r) for r in rows(documents)), "", "## Plots", ""]
     parts += [f"![{p.title}]({image_dir}/{p.name}.png)\n" for p in figures]
-    parts += ["## Runs", "", *(f"- {e}" for e in _environments(documents)), ""]
+    parts += ["## Runs", "", *(f"- {markdown(e)}" for e in _environments(documents)), ""]
     return "\n".join(parts)
 
 

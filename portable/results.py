@@ -15,6 +15,8 @@ from typing import Any
 
 from portable import environment
 from portable.errors import OutputError, ResultFileError
+from portable.jsonio import dumps_finite, read_json
+from portable.resultshape import shape_error
 
 SCHEMA_VERSION = 1
 KIND = "portable.bench"
@@ -55,7 +57,7 @@ def check_output(output: Path | None) -> None:
 
     `output` is a ``.json`` file, a folder, or None (``results/``).
     """
-    if output is not None and output.suffix and output.suffix != ".json":
+    if output is not None and output.suffix not in ("", ".json") and not output.is_dir():
         raise OutputError(f"--output {output}: a result file must end in .json "
                           "(or give a folder); export CSV with `portable export-results`")
     is_file = output is not None and output.suffix == ".json"
@@ -100,7 +102,7 @@ def save(output: Path | None, document: dict[str, Any]) -> tuple[Path, str | Non
 def write_atomic(path: Path, document: dict[str, Any]) -> Path:
     """Write `document` as JSON to `path`: readers see the old file or the whole new one."""
     # serialise first: a document that cannot be written leaves no trace
-    return write_text_atomic(path, json.dumps(document, indent=1, allow_nan=True) + "\n")
+    return write_text_atomic(path, dumps_finite(document) + "\n")
 
 
 def _umask() -> int:
@@ -129,12 +131,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 def load(path: Path) -> dict[str, Any]:
     """Read and check a result file: a readable JSON object of this schema version."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultFileError(f"{path}: no such result file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultFileError(f"{path}: not a readable result file ({exc})") from None
+    document = read_json(path)
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise ResultFileError(f"{path}: not a portable result file")
     version = document.get("schema_version")
@@ -142,7 +139,7 @@ def load(path: Path) -> dict[str, Any]:
         raise ResultFileError(
             f"{path}: schema version {version!r}; this portable reads version {SCHEMA_VERSION}"
         )
-    problem = schema_error(document)
+    problem = schema_error(document) or shape_error(document)
     if problem:
         raise ResultFileError(f"{path}: does not match the result schema: {problem}")
     return document

@@ -58,6 +58,9 @@ class ServerScenario(Scenario):
         if importlib.util.find_spec("mlperf_loadgen") is None:
             raise BackendUnavailable("the server scenario needs MLPerf LoadGen",
                                      "pip install 'portable[loadgen]'")
+        if settings.min_duration_s <= 0:
+            raise PortableError("--scenario server needs --min-duration > 0: LoadGen measures "
+                                "the achieved rate and p99 over a timed window")
 
     def measure(self, session: Session, feeds: Mapping[str, np.ndarray],
                 settings: BenchSettings) -> ScenarioRun:

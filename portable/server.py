@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -62,11 +63,28 @@ def parse_detail_log(text: str) -> dict[str, Any]:
     for line in text.splitlines():
         if not line.startswith(":::MLLOG "):
             continue
-        entry = json.loads(line[len(":::MLLOG "):])
+        entry = _mllog_entry(line[len(":::MLLOG "):])
         name = _VERDICT_KEYS.get(entry.get("key"))
-        if name:
+        if name and "value" in entry:
             found[name] = entry["value"]
     return found
+
+
+_NON_FINITE = re.compile(r"(?<=[:\[,\s])-?(?:nan|inf)(?=\s*[,}\]])", re.IGNORECASE)
+
+
+def _mllog_entry(text: str) -> dict[str, Any]:
+    """One ``:::MLLOG`` entry; LoadGen writes ``nan``/``-nan`` (not JSON) for figures it could
+    not compute: those become None. A line that still does not parse is skipped."""
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        try:
+            entry = json.loads(_NON_FINITE.sub("null", text))
+        except ValueError:
+            log.debug("skipping an unreadable LoadGen log line: %.200s", text)
+            return {}
+    return entry if isinstance(entry, dict) else {}
 
 
 def invalid_reasons(verdict: dict[str, Any]) -> list[str]:
@@ -135,13 +153,17 @@ def under_bound(verdict: dict[str, Any]) -> bool:
     return verdict.get("verdict") == "VALID"
 
 
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
 def _summary(rate: float, verdict: dict[str, Any]) -> dict[str, Any]:
     return {
         "rate": rate,
         "under_bound": under_bound(verdict),
         "verdict": verdict.get("verdict", "INVALID"),
         "achieved_rate": verdict.get("completed_per_s"),
-        "p99_ms": verdict["p99_ns"] / 1e6 if "p99_ns" in verdict else None,
+        "p99_ms": _ms(verdict.get("p99_ns")),
     }
 
 
@@ -214,7 +236,7 @@ def measure_server(step: Callable[[], object], synchronize: Callable[[], None],
     figures.update(_summary(rate, verdict))
     figures.update(
         scheduled_rate=verdict.get("scheduled_per_s"),
-        p50_ms=verdict["p50_ns"] / 1e6 if "p50_ns" in verdict else None,
+        p50_ms=_ms(verdict.get("p50_ns")),
         invalid_reasons=reasons,
         loadgen_version=verdict.get("loadgen_version"),
     )

@@ -42,7 +42,12 @@ def tensor_spec(value_info: Any) -> TensorSpec:
     negative size is read as unknown (None), so ``--shape`` can set it, as ONNX
     Runtime and OpenVINO allow. A ``0`` stays a fixed size: both runtimes accept
     only an empty tensor there.
+    A value that is not a tensor (sequence, optional, map, sparse tensor) gets that
+    kind as its dtype, e.g. ``sequence``, so callers can refuse it by name.
     """
+    kind = value_info.type.WhichOneof("value")
+    if kind not in (None, "tensor_type"):
+        return TensorSpec(value_info.name, (), kind.removesuffix("_type"))
     tensor = value_info.type.tensor_type
     dims: list[Dim] = []
     if tensor.HasField("shape"):

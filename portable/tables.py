@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from portable.escape import markup as escape
 from portable.registry import BackendStatus
 from portable.results import shape_label
 
@@ -43,7 +43,7 @@ def _speedups(results: Sequence[dict[str, Any]]) -> dict[int, str]:
 
 
 def bench_table(document: dict[str, Any]) -> Table:
-    model = document["model"]["name"]
+    model = escape(document["model"]["name"])
     table = Table(title=f"portable bench · {model}", title_justify="left",
                   caption="samples/s = batch / mean latency; speedup = the first backend's p50 "
                           "/ this p50, at the same batch", caption_justify="left")
@@ -55,23 +55,25 @@ def bench_table(document: dict[str, Any]) -> Table:
     for index, cell in enumerate(document["results"]):
         device = (cell.get("device") or {}).get("device", "-")
         shape = shape_label(cell)
+        backend = escape(cell["backend"])
+        device = escape(device)
         if cell["status"] != "ok":
             error = cell.get("error") or {}
             reason = f"{cell['status']}: {error.get('message', '')}"
             if error.get("hint") and error["hint"] not in reason:
                 reason += f" ({error['hint']})"
-            table.add_row(cell["backend"], device, model, shape, f"[red]{escape(reason)}[/red]",
+            table.add_row(backend, device, model, shape, f"[red]{escape(reason)}[/red]",
                           *[""] * 7)
             continue
         lat, thr = cell["latency"], cell["throughput"]
         mark = "" if cell["rules"]["met"] else " *"
         table.add_row(
-            cell["backend"], device, model, shape,
+            backend, device, model, shape,
             f"{lat['p50']:.3f}{mark}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
             speedups.get(index, "-"),
             f"{thr['samples_per_s']:.1f}",
             "-" if thr["tokens_per_s"] is None else f"{thr['tokens_per_s']:.0f}",
-            _parity_cell(cell.get("parity"), cell.get("cross_parity")),
+            escape(_parity_cell(cell.get("parity"), cell.get("cross_parity"))),
             _mib(cell["memory"].get("peak_rss_bytes")),
         )
     return table
@@ -84,11 +86,11 @@ def backends_table(rows: Sequence[BackendStatus]) -> Table:
     for row in rows:
         if row.available and row.device:
             runtime = ", ".join(f"{k} {v}" for k, v in row.device.runtime.items())
-            table.add_row(row.name, "[green]yes[/green]",
-                          f"{row.device.device} ({row.device.name})", runtime, "")
+            table.add_row(escape(row.name), "[green]yes[/green]",
+                          escape(f"{row.device.device} ({row.device.name})"), escape(runtime), "")
         else:
             why = row.reason + (f" — {row.hint}" if row.hint else "")
-            table.add_row(row.name, "[red]no[/red]", "-", "-", escape(why))
+            table.add_row(escape(row.name), "[red]no[/red]", "-", "-", escape(why))
     return table
 
 

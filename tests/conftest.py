@@ -99,6 +99,20 @@ def simulated_host(request, monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _no_debug_left_over(monkeypatch):
+    """`--debug` in one in-process CLI test must not make the next one debug: it sets
+    PORTABLE_DEBUG (for child processes) and the root logger's level."""
+    import logging
+
+    monkeypatch.delenv("PORTABLE_DEBUG", raising=False)
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
+    os.environ.pop("PORTABLE_DEBUG", None)
+
+
+@pytest.fixture(autouse=True)
 def _no_backend_filter(monkeypatch):
     """A PORTABLE_BACKENDS set in the caller's shell must not change what tests see."""
     monkeypatch.delenv("PORTABLE_BACKENDS", raising=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -58,7 +59,10 @@ def configure_logging(debug: bool, verbose: int, lower_only: bool = False) -> No
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:
+        from portable.runtimelog import ENV_DEBUG
+
         ctx.ensure_object(dict)["debug"] = True  # shared with the group: tracebacks too
+        os.environ[ENV_DEBUG] = "1"  # child processes (cells, probes) keep tracebacks too
         configure_logging(True, 0, lower_only=True)
 
 

@@ -12,19 +12,24 @@ from portable import registry
 
 def describe(name: str) -> dict[str, Any]:
     """One adapter in full: status, aliases, install hint, options and capabilities."""
+    from portable.probe_isolated import is_third_party, probe
+
     cls = registry.load_adapter_class(name)
-    row = registry.status(cls.name)
+    report = probe(cls.name)  # a vendor plugin probes in a child process
+    row = report.status
     options = {key: {"default": None if spec.default is None else str(spec.default),
                      "choices": list(spec.choices) if spec.choices else None, "help": spec.help}
                for key, spec in sorted(cls.option_spec.items())}
-    try:
-        caps = cls().capabilities()
-        capabilities: dict[str, Any] = {
-            "dtypes": list(caps.dtypes), "dynamic_shapes": caps.dynamic_shapes,
-            "device_resident_io": caps.device_resident_io,
-            "supported_ops": None if caps.supported_ops is None else len(caps.supported_ops)}
-    except Exception as exc:  # a plugin's capabilities() must not break the listing
-        capabilities = {"error": f"{type(exc).__name__}: {exc}"}
+    capabilities: dict[str, Any] = {"error": "not asked: a vendor plugin runs in isolation"}
+    if not is_third_party(cls.name):
+        try:
+            caps = cls().capabilities()
+            capabilities = {
+                "dtypes": list(caps.dtypes), "dynamic_shapes": caps.dynamic_shapes,
+                "device_resident_io": caps.device_resident_io,
+                "supported_ops": None if caps.supported_ops is None else len(caps.supported_ops)}
+        except Exception as exc:  # capabilities() must not break the listing
+            capabilities = {"error": f"{type(exc).__name__}: {exc}"}
     return {**row.to_dict(), "aliases": list(cls.aliases), "install_hint": cls.install_hint,
             "packages": list(cls.packages), "api_version": list(cls.api_version),
             "options": options, "capabilities": capabilities}
@@ -84,7 +89,9 @@ def command(name: str | None, as_json: bool, show_all: bool) -> None:
         else:
             _print_description(info)
         return
-    rows = registry.survey(include_hidden=show_all)
+    from portable.probe_isolated import survey
+
+    rows = survey(include_hidden=show_all)
     if as_json:
         click.echo(json.dumps([row.to_dict() for row in rows], indent=1))
         return

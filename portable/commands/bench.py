@@ -11,6 +11,7 @@ import click
 
 from portable import errors
 from portable.commands import preset_options, progress_bar, stderr
+from portable.commands.params import FiniteFloat, SafePath
 from portable.commands.runopts import (
     build_request,
     launcher,
@@ -42,6 +43,8 @@ class BatchList(click.ParamType):
 
 
 def _server_line(result: CellResult) -> str:
+    from portable.escape import terminal
+
     server = result.extras["server"]
     achieved = server["achieved_rate"] or 0.0
     p99 = "-" if server["p99_ms"] is None else f"{server['p99_ms']:.3f}"
@@ -54,7 +57,7 @@ def _server_line(result: CellResult) -> str:
                  else "; no trial rate was VALID")
     if server["invalid_reasons"]:
         line += "; INVALID: " + "; ".join(server["invalid_reasons"])
-    return line
+    return terminal(line)
 
 
 def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
@@ -90,14 +93,14 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
 @click.option("--batch", "batches", type=BatchList(), default=None,
               help="Batch size, or a comma list for a sweep (default: 1 for latency, "
                    "1,4,16,64 for throughput). Each size is a cell of the matrix.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--rate", type=FiniteFloat(min=0, min_open=True), default=None,
               help="server: target arrival rate, requests/s (default: half the rate one "
                    "worker serves back to back, measured first).")
-@click.option("--p99-bound-ms", type=click.FloatRange(min=0, min_open=True), default=100.0,
+@click.option("--p99-bound-ms", type=FiniteFloat(min=0, min_open=True), default=100.0,
               show_default=True, help="server: latency bound at p99, queueing included.")
 @click.option("--find-peak", is_flag=True,
               help="server: bisect for the highest rate that keeps p99 under the bound.")
-@click.option("--price-per-hour", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--price-per-hour", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Price of the machine per hour (any currency): adds cost per million tokens.")
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length (tokens per sample).")
@@ -105,12 +108,12 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
               help="Untimed runs before timing.")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,
               help="Minimum timed runs.")
-@click.option("--min-duration", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--min-duration", type=FiniteFloat(min=0), default=2.0, show_default=True,
               help="Minimum timed seconds; timing goes on until both minimums are met.")
-@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), default=60.0,
+@click.option("--max-duration", type=FiniteFloat(min=0, min_open=True), default=60.0,
               show_default=True, help="Cap on timed seconds (the result then says rules not met).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result document as JSON.")
-@click.option("--output", type=click.Path(path_type=Path), default=None,
+@click.option("--output", type=SafePath(), default=None,
               help="Result file (.json) or folder. Default: results/.")
 @run_options(default_backends=("cpu",))
 def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenario: str,

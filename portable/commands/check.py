@@ -49,12 +49,12 @@ TOLERANCE_NOTE = ("tolerance (abs/rel): an element passes when |actual - referen
 
 
 def _print_rows(title: str, rows: Sequence[tuple[str, ...]]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
+    from portable.escape import markup as escape
     from portable.tables import print_table
 
-    table = Table(title=title, title_justify="left", caption=TOLERANCE_NOTE,
+    table = Table(title=escape(title), title_justify="left", caption=TOLERANCE_NOTE,
                   caption_justify="left")
     for header in ("backend", "output", "dtype", "max abs", "max rel", "tolerance (abs/rel)",
                    "mismatched", "NaN/Inf", "verdict"):

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from portable import errors
 from portable.commands import CliError
+from portable.commands.params import FiniteFloat, SafePath
+from portable.escape import markup as escape
 
 
 class Percent(click.ParamType):
@@ -47,17 +48,18 @@ def _table(changes: list, threshold: float) -> Table:
     for c in changes:
         verdict = f"[red]{escape(c.verdict)}[/red]" if c.regression else escape(c.verdict)
         p_value = "-" if c.p_value is None else f"{c.p_value:.2g}"
-        table.add_row(c.backend, c.scenario, f"{c.batch}×{c.seq}", _pct(c.p50_change),
-                      _pct(c.p99_change), _pct(c.throughput_change), p_value, verdict)
+        table.add_row(escape(c.backend), escape(c.scenario), f"{c.batch}×{c.seq}",
+                      _pct(c.p50_change), _pct(c.p99_change), _pct(c.throughput_change),
+                      p_value, verdict)
     return table
 
 
 @click.command("compare")
-@click.argument("base", type=click.Path(path_type=Path))
-@click.argument("new", type=click.Path(path_type=Path))
+@click.argument("base", type=SafePath())
+@click.argument("new", type=SafePath())
 @click.option("--threshold", type=Percent(), default="5%", show_default=True,
               help="Smallest p50 slow-down (or throughput drop) that counts as a regression.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--alpha", type=FiniteFloat(0, 1, min_open=True, max_open=True),
               default=0.01, show_default=True,
               help="Significance level of the Mann-Whitney U test on raw latencies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")

@@ -10,6 +10,7 @@ import click
 
 from portable import errors, registry
 from portable.commands import BackendOption, stderr
+from portable.escape import terminal
 
 _EXIT = {"passed": errors.EXIT_OK, "failed": errors.EXIT_CHECK_FAILED,
          "not run": errors.EXIT_UNAVAILABLE}
@@ -34,7 +35,7 @@ def _print_report(doc: dict[str, Any]) -> None:
         if message and message in said:
             message = "(same reason)"
         said.add(clause["message"])
-        click.echo(line + (f": {message}" if message else ""))
+        click.echo(terminal(line + (f": {message}" if message else "")))
     nodes = doc["onnx_node_tests"]
     if nodes is not None:
         role = "required" if doc["onnx_node_tests_required"] else "informational"
@@ -43,7 +44,7 @@ def _print_report(doc: dict[str, Any]) -> None:
                    + (f"{nodes['passed']}/{ran} passed, {nodes['skipped']} skipped"
                       if ran else f"not run ({nodes['skipped']} skipped)"))
         for failure in nodes["failures"]:
-            click.echo(f"    failed {failure['test']}: {failure['error']}")
+            click.echo(terminal(f"    failed {failure['test']}: {failure['error']}"))
     click.echo(f"verdict: {doc['verdict']}")
 
 

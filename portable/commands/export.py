@@ -9,6 +9,7 @@ import click
 
 from portable import errors
 from portable.commands import CliError, preset_options, stderr
+from portable.commands.params import SafePath
 
 
 @click.command("export")
@@ -16,7 +17,7 @@ from portable.commands import CliError, preset_options, stderr
               help="Reference model preset (moe-tiny, moe-small, moe-base); --model and "
                    "--preset are the same option, as in bench.")
 @preset_options
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--output", type=SafePath(dir_okay=False), default=None,
               help="Write the model here (and NAME.golden.npz beside it). Default: print the "
                    "cached file's path. No short form: -o means --option in every command.")
 def command(preset: str, overrides: tuple[str, ...], dispatch: str | None,

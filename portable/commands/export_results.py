@@ -10,11 +10,12 @@ import click
 
 from portable import errors
 from portable.commands import CliError
+from portable.commands.params import SafePath
 
 
 @click.command("export-results")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--output", type=click.Path(path_type=Path), default=None,
+@click.argument("files", nargs=-1, required=True, type=SafePath())
+@click.option("--output", type=SafePath(), default=None,
               help="CSV file to write (default: stdout). No short form: -o means --option "
                    "in every command.")
 def command(files: tuple[Path, ...], output: Path | None) -> None:
@@ -28,6 +29,7 @@ def command(files: tuple[Path, ...], output: Path | None) -> None:
       portable export-results results/*.json > results.csv
       portable export-results base.json new.json --output both.csv
     """
+    from portable.escape import csv_cell
     from portable.results import CSV_COLUMNS, flat_row, load, write_text_atomic
 
     documents = [load(path) for path in files]
@@ -35,7 +37,8 @@ def command(files: tuple[Path, ...], output: Path | None) -> None:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for document in documents:
-        writer.writerows(flat_row(document, cell) for cell in document["results"])
+        writer.writerows({key: csv_cell(value) for key, value in flat_row(document, cell).items()}
+                         for cell in document["results"])
     if output is None:
         click.echo(buffer.getvalue(), nl=False)
         return

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from portable.commands import stderr
+from portable.commands.params import SafePath
 from portable.errors import InputError
 from portable.inputs import InputSpec
 
@@ -71,7 +72,7 @@ def input_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--input", "values", multiple=True, metavar="NAME=VALUE[,...]",
                      help="Values of a scalar or small input (or of an input that has an "
                           "initializer), e.g. --input sample_rate=16000."),
-        click.option("--inputs", "npz", type=click.Path(path_type=Path), default=None,
+        click.option("--inputs", "npz", type=SafePath(), default=None,
                      help="An .npz file with real data; arrays are matched to inputs by name."),
         click.option("--save-inputs", type=click.Path(dir_okay=False, path_type=Path),
                      default=None, metavar="FILE.npz",

@@ -20,17 +20,18 @@ if TYPE_CHECKING:
 
 
 def _print(summary: ModelSummary, support: Sequence[BackendSupport], collapse: bool) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
+    from portable.escape import markup as escape
+    from portable.escape import terminal
     from portable.shapes import shape_text
     from portable.tables import print_table
 
-    click.echo(f"model      {summary.path}")
+    click.echo(f"model      {terminal(summary.path)}")
     click.echo(f"ir / opset ir {summary.ir_version} · "
-               + ", ".join(f"{d} {v}" for d, v in summary.opsets.items()))
+               + terminal(", ".join(f"{d} {v}" for d, v in summary.opsets.items())))
     if summary.producer:
-        click.echo(f"producer   {summary.producer}")
+        click.echo(f"producer   {terminal(summary.producer)}")
     click.echo(f"parameters {summary.parameters:,} ({summary.parameter_bytes / 2**20:.2f} MiB"
                + (", external data" if summary.external_data else "") + ")")
     tensors = Table(title="inputs and outputs", title_justify="left")
@@ -40,7 +41,8 @@ def _print(summary: ModelSummary, support: Sequence[BackendSupport], collapse: b
                         ("output", summary.outputs)):
         shown = specs if kind != "optional input" else specs[:OPTIONAL_SHOWN]
         for spec in shown:
-            tensors.add_row(kind, escape(spec.name), spec.dtype, escape(shape_text(spec.shape)))
+            tensors.add_row(kind, escape(spec.name), escape(spec.dtype),
+                            escape(shape_text(spec.shape)))
         if len(shown) < len(specs):
             tensors.add_row(kind, f"… {len(specs) - len(shown)} more (--json lists all)", "", "")
     print_table(tensors)
@@ -55,10 +57,10 @@ def _print(summary: ModelSummary, support: Sequence[BackendSupport], collapse: b
         backends.add_column(header)
     for row in support:
         if row.verdict != "unavailable" or not collapse:
-            backends.add_row(row.backend, row.verdict, escape(row.detail))
+            backends.add_row(escape(row.backend), row.verdict, escape(row.detail))
     unavailable = [row.backend for row in support if row.verdict == "unavailable" and collapse]
     if unavailable:
-        backends.add_row(", ".join(unavailable), "unavailable",
+        backends.add_row(escape(", ".join(unavailable)), "unavailable",
                          "not usable here: `portable backends` says why")
     print_table(backends)
 
@@ -88,15 +90,15 @@ def command(model: str, backend_names: tuple[str, ...], as_json: bool) -> None:
 
     source = resolve(model, progress=stderr)
     summary = summarize(source.path)
+    names: list[str] = []
     if backend_names:
         names = list(dict.fromkeys(registry.canonical_name(b) for b in backend_names))
         known = registry.installed_names()
         unknown = [name for name in names if name not in known]
         if unknown:
             raise BackendNotFound(unknown[0], [*known, *registry.aliases()])
-    else:
-        names = [row.name for row in registry.survey()]
-    support = backend_support(summary, names)
+    support = backend_support(summary, names or registry.installed_names(),
+                              skip_hidden=not backend_names)
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "backends": [s.to_dict() for s in support]},
                               indent=1))

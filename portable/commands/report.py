@@ -9,13 +9,14 @@ import click
 
 from portable import errors
 from portable.commands import CliError, stderr
+from portable.commands.params import SafePath
 
 SUFFIXES = (".html", ".md")
 
 
 @click.command("report")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--output", type=click.Path(path_type=Path), required=True,
+@click.argument("files", nargs=-1, required=True, type=SafePath())
+@click.option("--output", type=SafePath(), required=True,
               help="report.html (one self-contained page) or report.md (PNGs beside it). "
                    "No short form: -o means --option in every command.")
 def command(files: tuple[Path, ...], output: Path) -> None:

@@ -14,6 +14,7 @@ import click
 from portable import registry
 from portable.commands import BackendOption, split_backend_options, stderr
 from portable.commands.inputopts import input_options, input_spec, preflight, save_run_inputs
+from portable.commands.params import FiniteFloat, Seed, Threads
 from portable.launchers import InlineLauncher, Launcher, ProcessLauncher
 from portable.modelsource import ModelSource
 from portable.records import CellResult
@@ -33,14 +34,14 @@ def run_options(default_backends: tuple[str, ...] = ()) -> Callable[..., Any]:
                      metavar="[BACKEND:]KEY=VALUE",
                      help="Backend option, e.g. -o ort-cpu:graph_optimization_level=basic. "
                           "Repeatable; `portable backends NAME` lists a backend's options."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
+        click.option("--threads", type=Threads(), default=None,
                      help="Intra-op threads for every backend (default: the runtime's choice)."),
-        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+        click.option("--seed", type=Seed(), default=0, show_default=True,
                      help="Seed for generated inputs."),
         click.option("--strict", is_flag=True,
                      help="Fail (exit 1) when any node runs on a device other than the one "
                           "asked for."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--timeout", type=FiniteFloat(min=0, min_open=True), default=None,
                      help=f"Seconds a backend may take before it is killed "
                           f"(default {DEFAULT_TIMEOUT_S:g}; needs isolation)."),
         click.option("--isolate/--no-isolate", default=True, show_default=True,

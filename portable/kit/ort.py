@@ -40,15 +40,20 @@ from portable.adapter import (
 from portable.errors import (
     BackendUnavailable,
     InputError,
-    ModelError,
     PlacementError,
     UnsupportedModel,
 )
 from portable.kit.probing import VendorRuntime
+from portable.runtimelog import ort_severity
 
 log = logging.getLogger(__name__)
 
 CPU_PROVIDER = "CPUExecutionProvider"
+
+#: Element types ORT's Python API passes as numpy arrays.
+_NUMPY_PASSABLE = frozenset({
+    "float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
+    "uint32", "uint64", "bool", "str"})
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -354,7 +359,7 @@ class OrtAdapter(Adapter):
         }[level]
         if strict and self.provider != CPU_PROVIDER:
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-        so.log_severity_level = 3
+        so.log_severity_level = ort_severity()
         # Per-node placement comes from the profiler (first run only; see OrtSession).
         so.enable_profiling = True
         # ORT appends only a timestamp: make the prefix unique per session.
@@ -365,6 +370,7 @@ class OrtAdapter(Adapter):
 
     def load(self, model_path: Path, config: SessionConfig) -> OrtSession:
         ort = import_onnxruntime(self.install_hint)
+        ort.set_default_logger_severity(ort_severity())
         self.probe()
         strict = config.strict or self.default_strict
         so = self.session_options(ort, strict, config.threads)
@@ -385,9 +391,9 @@ class OrtAdapter(Adapter):
                     f"{self.name}: strict placement refused a fallback to CPU "
                     f"(-o allow_fallback=true to allow it): {message}"
                 ) from None
-            if type(exc).__name__ == "NotImplemented" or "not a registered function/op" in message:
-                raise UnsupportedModel(f"{self.name} cannot run {model_path}: {message}") from None
-            raise ModelError(f"{self.name} could not load {model_path}: {message}") from None
+            # The ONNX checker passed in the parent: a model onnxruntime refuses (an opset,
+            # type or op it lacks) is one this backend does not support, not a crash.
+            raise UnsupportedModel(f"{self.name} cannot load {model_path}: {message}") from None
         effective = sess.get_providers()
         if not effective or effective[0] != self.provider:
             OrtSession(sess, self.device(), self.session_providers()).close()
@@ -400,12 +406,13 @@ class OrtAdapter(Adapter):
             self.compute_precision(), self.device_memory,
         )
         session.threads = so.intra_op_num_threads or None
-        bf16 = [t.name for t in session.inputs + session.outputs if t.dtype == "bfloat16"]
-        if bf16:
+        odd = [f"{t.name} ({t.dtype})" for t in session.inputs + session.outputs
+               if t.dtype not in _NUMPY_PASSABLE]
+        if odd:
             session.close()
             raise UnsupportedModel(
-                f"{self.name}: onnxruntime's Python API cannot pass bfloat16 tensors "
-                f"({', '.join(bf16)}) as numpy arrays"
+                f"{self.name}: onnxruntime's Python API cannot pass these values as numpy "
+                f"arrays: {', '.join(odd)}"
             )
         return session
 

@@ -100,7 +100,8 @@ def test_string_inputs_run_and_bfloat16_is_refused_clearly_on_ort_cpu(tmp_path):
     bf16 = identity_model(tmp_path / "b.onnx", TensorProto.BFLOAT16)
     result, document = bench_json(tmp_path, "-b", "cpu", "--model", bf16, "--no-isolate")
     assert result.exit_code == 3 and document["results"][0]["status"] == "unsupported"
-    assert "cannot pass bfloat16 tensors (x, y)" in document["results"][0]["error"]["message"]
+    message = document["results"][0]["error"]["message"]
+    assert "cannot pass these values as numpy arrays: x (bfloat16), y (bfloat16)" in message
 
 
 def test_unresolved_dims_exit_2_before_anything_runs(tmp_path):

@@ -119,7 +119,7 @@ def test_bad_npz_data_names_the_input(tmp_path, arrays, match):
 def test_npz_is_never_unpickled(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, x=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(InputError, match="not a readable .npz file"):
+    with pytest.raises(InputError, match="member 'x' is not a valid .npy array"):
         make_feeds([TensorSpec("x", (1,), "float32")], 1, 1, given=InputSpec(npz=path))
 
 
@@ -206,3 +206,17 @@ def test_saving_into_a_missing_folder_parent_is_a_usage_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(InputError, match="--save-inputs"):
         save_inputs(blocker / "in.npz", {"x": np.zeros(2)})
+
+
+@pytest.mark.parametrize("member, content", [
+    ("x", b"plain bytes, not an array"),
+    ("x.npy", b"\x93NUMPY garbage header"),
+])
+def test_zip_member_that_is_not_an_npy_is_named(tmp_path, member, content):
+    import zipfile
+
+    path = tmp_path / "odd.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, content)
+    with pytest.raises(InputError, match="member 'x' is not a"):
+        plan_shapes([TensorSpec("x", (1,), "float32")], 1, 1, InputSpec(npz=path))

@@ -34,9 +34,9 @@ def test_checker_failure_is_reported(tmp_path):
         check_onnx_file(path)
 
 
-def test_external_data_outside_the_folder_is_refused(tmp_path):
-    folder = tmp_path / "model"
-    folder.mkdir()
+def external_data_model(folder, location):
+    """add.onnx whose constant claims to live in the external file `location`."""
+    folder.mkdir(exist_ok=True)
     path = add_model(folder / "m.onnx")
     model = onnx.load(str(path))
     tensor = model.graph.initializer[0]
@@ -44,10 +44,38 @@ def test_external_data_outside_the_folder_is_refused(tmp_path):
     tensor.ClearField("raw_data")
     tensor.ClearField("float_data")
     entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "../../etc/passwd"
+    entry.key, entry.value = "location", location
     onnx.save(model, str(path))
+    return path
+
+
+def test_external_data_outside_the_folder_is_refused(tmp_path):
+    path = external_data_model(tmp_path / "model", "../../etc/passwd")
     with pytest.raises(ModelError, match="points outside the model's folder"):
         check_onnx_file(path)
+
+
+@pytest.mark.parametrize("location, message", [
+    ("w\0eights.bin", "contains a NUL byte"),
+    ("w" * 300, "not a usable file name"),
+    ("w" * 5000, "not a usable file name"),
+])
+def test_unusable_external_data_names_are_bad_models(tmp_path, location, message):
+    path = external_data_model(tmp_path / "model", location)
+    with pytest.raises(ModelError, match=message) as err:
+        check_onnx_file(path)
+    assert err.value.exit_code == 2 and len(str(err.value)) < 400
+
+
+def test_a_preset_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    from portable.modelsource import looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "moe-tiny").mkdir()
+    (tmp_path / "mine").mkdir()
+    assert not looks_like_path("moe-tiny")
+    assert looks_like_path("./moe-tiny") and looks_like_path("mine")
+    assert looks_like_path("model.onnx")
 
 
 def test_unknown_preset_lists_presets():
@@ -58,3 +86,12 @@ def test_unknown_preset_lists_presets():
 def test_overrides_refused_for_files(tmp_path):
     with pytest.raises(ModelError, match="apply to presets"):
         resolve(str(add_model(tmp_path / "a.onnx")), overrides=["top_k=1"])
+
+
+def test_a_golden_file_without_outputs_means_no_golden_parity(tmp_path):
+    import numpy as np
+
+    path = add_model(tmp_path / "m.onnx")
+    np.savez(tmp_path / "m.golden.npz", **{"input.x": np.zeros((1, 4), np.float32)})
+    source = resolve(str(path))
+    assert source.golden_path is not None and source.golden() is None

@@ -37,6 +37,17 @@ def test_only_a_valid_trial_counts_for_the_peak():
     assert not under_bound(short) and under_bound({**short, "verdict": "VALID"})
 
 
+def test_detail_log_with_nan_figures_parses_them_as_none():
+    text = "\n".join([
+        _mllog("result_validity", "INVALID"),
+        ':::MLLOG {"key": "result_completed_samples_per_sec", "value": -nan, "time_ms": 1.0}',
+        ':::MLLOG {"key": "result_99.00_percentile_latency_ns", "value": nan, "time_ms": 1.0}',
+        ':::MLLOG {"key": "result_query_count", "value": {broken',
+    ])
+    verdict = parse_detail_log(text)
+    assert verdict == {"verdict": "INVALID", "completed_per_s": None, "p99_ns": None}
+
+
 def test_peak_search_converges_on_the_highest_rate_under_the_bound():
     def trial(rate):
         ok = rate <= 37.0
