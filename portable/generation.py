@@ -205,10 +205,11 @@ def summarize_runs(runs: Sequence[GenerationRun]) -> dict[str, Any]:
 
 
 def generate(session: Session, prompt_ids: np.ndarray, gen_len: int,
-             spec: DecoderSpec | None = None) -> GenerationRun:
+             spec: DecoderSpec | None = None, device_cache: bool = True) -> GenerationRun:
     """Greedy generation of `gen_len` tokens after `prompt_ids` [batch, prompt_len].
 
-    Uses the session's `bind_cache` hook when it has one, else `HostCache`.
+    Uses the session's `bind_cache` hook when it has one (and `device_cache`), else
+    `HostCache` (the cache as host arrays through `run()`).
     """
     spec = spec or DecoderSpec.of(session)
     prompt = np.asarray(prompt_ids)
@@ -218,8 +219,8 @@ def generate(session: Session, prompt_ids: np.ndarray, gen_len: int,
     if gen_len < 1:
         raise InputError(f"gen_len must be >= 1, got {gen_len}")
     batch, prompt_len = prompt.shape
-    step: CacheStep = session.bind_cache(spec.present_to_past(), (spec.logits,)) or HostCache(
-        session, spec.present_to_past(), (spec.logits,))
+    bound = session.bind_cache(spec.present_to_past(), (spec.logits,)) if device_cache else None
+    step: CacheStep = bound or HostCache(session, spec.present_to_past(), (spec.logits,))
     feeds = _prefill_feeds(spec, prompt)
     mask = np.ones((batch, prompt_len + gen_len), dtype=spec.mask_dtype)
     ids_dtype = next((t.dtype for t in session.inputs if t.name == spec.input_ids), "int64")
@@ -261,7 +262,7 @@ def _decode_feeds(spec: DecoderSpec, ids: np.ndarray, mask: np.ndarray,
         feeds[spec.attention_mask] = mask
     if spec.position_ids:
         positions = np.arange(start, start + ids.shape[1], dtype=spec.position_dtype)
-        feeds[spec.position_ids] = np.broadcast_to(positions, ids.shape)
+        feeds[spec.position_ids] = np.repeat(positions[None], ids.shape[0], axis=0)
     return feeds
 
 

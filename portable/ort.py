@@ -182,14 +182,16 @@ class OrtSession(Session):
         return lambda: sess.run_with_iobinding(binding)
 
     def bind_cache(self, present_to_past: Mapping[str, str],
-                   fetch: Sequence[str]) -> OrtCacheStep:
-        """IO binding: presents stay as OrtValues on the IO device (CPU memory for the CPU
-        provider) and are bound as the next step's past; only `fetch` comes to the host."""
+                   fetch: Sequence[str]) -> OrtCacheStep | None:
+        """With an IO device: presents stay there as OrtValues and are bound as the next
+        step's past; only `fetch` comes to the host. Without one (the CPU provider) None:
+        plain `run()` was faster on CPU (benchmarks/results/generate.md)."""
+        if self._io_device is None:
+            return None
         self.placement()  # never profile a timed step
         if self._sess is None:
             raise RuntimeError("session is closed")
-        device = self._io_device or IoDevice("cpu")
-        step = OrtCacheStep(self._sess, device, present_to_past, fetch)
+        step = OrtCacheStep(self._sess, self._io_device, present_to_past, fetch)
         self._binding = step.binding
         return step
 

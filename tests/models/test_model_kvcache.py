@@ -10,12 +10,13 @@ import pytest
 
 from portable import registry
 from portable.adapter import SessionConfig
-from portable.generation import DecoderSpec, HostCache, generate, token_parity
+from portable.generation import DecoderSpec, generate, token_parity
 from portable.models import get_preset
 from portable.models.cache import export_key
 from portable.models.export import ensure_exported, golden_input_ids, load_generation
 from portable.models.kvcache import GOLDEN_GEN_LEN, greedy_generate, prefill_feeds
 from portable.models.moe import build_model
+from portable.ort import CPU_PROVIDER, IoDevice, OrtSession
 
 #: The smallest top-1/top-2 margin of every preset's golden greedy path is above this
 #: (moe-tiny 0.018, moe-small 0.019, moe-base 0.016): far above float32 error (~1e-6).
@@ -110,12 +111,13 @@ def test_every_cpu_stack_generates_the_golden_tokens(backend, past_export, golde
 
 
 def test_ort_io_binding_cache_matches_the_host_loop(past_export, golden):
-    """OrtSession.bind_cache keeps presents as OrtValues; same tokens as plain run()."""
-    with registry.create("ort-cpu").load(past_export.onnx_path, SessionConfig(threads=2)) as s:
+    """With an IO device, OrtSession.bind_cache keeps the presents as OrtValues there (here
+    CPU memory standing in for a device); same tokens and margins as plain run()."""
+    with OrtSession(_ort(past_export.onnx_path), "cpu", (CPU_PROVIDER,), IoDevice("cpu"),
+                    ort) as s:
         spec = DecoderSpec.of(s)
+        assert s.bind_cache(spec.present_to_past(), ("logits",)) is not None
         bound = generate(s, golden["prompt_ids"], GOLDEN_GEN_LEN, spec)
-        host = HostCache(s, spec.present_to_past(), ("logits",))
-        s.bind_cache = lambda *_: host  # the default path: the cache as host arrays
-        plain = generate(s, golden["prompt_ids"], GOLDEN_GEN_LEN, spec)
+        plain = generate(s, golden["prompt_ids"], GOLDEN_GEN_LEN, spec, device_cache=False)
     np.testing.assert_array_equal(bound.token_ids, plain.token_ids)
     np.testing.assert_allclose(bound.margins, plain.margins, atol=1e-6)
