@@ -259,10 +259,13 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None,
             "set PORTABLE_CACHE to a writable directory"
         ) from e
     try:
-        export_onnx(config, tmp / MODEL_FILENAME, with_past)
-        write_golden(config, tmp / GOLDEN_FILENAME, with_past)
         if with_past:
+            export_onnx(config, tmp / MODEL_FILENAME, with_past=True)
+            write_golden(config, tmp / GOLDEN_FILENAME, with_past=True)
             write_generation(config, tmp / GENERATION_FILENAME)
+        else:
+            export_onnx(config, tmp / MODEL_FILENAME)
+            write_golden(config, tmp / GOLDEN_FILENAME)
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         try:
             os.rename(tmp, target)  # atomic; fails if another process got there first
