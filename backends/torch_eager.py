@@ -1,7 +1,10 @@
 """PyTorch eager on the reference module: the numerical reference and a baseline.
 
 It runs what the ONNX file was exported from: the reference config stored in the
-file's metadata rebuilds the module (weights are deterministic from the seed).
+file's metadata rebuilds the module (weights are deterministic from the seed). Given the
+with-past export (`past_key_values.*` inputs), it runs the module's own KV-cache step
+(`KVCacheDecoder`) under the same input and output names, so the generation loop drives
+it like any other session.
 A user's ONNX file without that metadata is not something it can run.
 """
 
@@ -93,10 +96,15 @@ class TorchEagerAdapter(Adapter):
         reference = _reference_config(model_path)
         import torch
 
-        from portable.models.moe import build_model
+        from portable.models.moe import KVCacheDecoder, build_model
 
         if config.threads:
             torch.set_num_threads(config.threads)
-        session = TorchEagerSession(build_model(reference), torch, read_signature(model_path))
+        signature = read_signature(model_path)
+        module = build_model(reference)
+        if any(t.name.startswith("past_key_values.") for t in signature.inputs):
+            # The with-past export: the module's own cache step, same names and order.
+            module = KVCacheDecoder(module).eval()
+        session = TorchEagerSession(module, torch, signature)
         session.threads = torch.get_num_threads()
         return session

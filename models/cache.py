@@ -23,6 +23,8 @@ EXPORT_FORMAT_VERSION = 2
 OPSET = 18
 MODEL_FILENAME = "model.onnx"
 GOLDEN_FILENAME = "golden.npz"
+#: With-past exports only: the reference greedy generation (see `kvcache.greedy_generate`).
+GENERATION_FILENAME = "generation.npz"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,13 @@ class ExportedModel:
     onnx_path: Path
     golden_path: Path
     cached: bool
+    generation_path: Path | None = None
+    """With-past exports: prompt_ids, token_ids, margins and min_margin of the golden
+    greedy generation; None for the no-cache export."""
+
+    @property
+    def with_past(self) -> bool:
+        return self.generation_path is not None
 
 
 def default_cache_dir() -> Path:
@@ -45,9 +54,13 @@ def _version(package: str) -> str:
         return "missing"
 
 
-def export_key(config: MoEConfig) -> str:
-    """Cache key: the config plus everything that changes the exported bytes."""
-    payload = {
+def export_key(config: MoEConfig, with_past: bool = False) -> str:
+    """Cache key: the config plus everything that changes the exported bytes.
+
+    The with-past (KV cache) export adds a `variant` entry, so the no-cache key is the
+    one it always was.
+    """
+    payload: dict[str, object] = {
         "config": config.to_dict(),
         "torch": _version("torch"),
         "onnx": _version("onnx"),
@@ -55,28 +68,35 @@ def export_key(config: MoEConfig) -> str:
         "format": EXPORT_FORMAT_VERSION,
         "opset": OPSET,
     }
+    if with_past:
+        payload["variant"] = "with-past"
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-def cache_target(config: MoEConfig, cache_dir: Path | None = None) -> Path:
+def cache_target(config: MoEConfig, cache_dir: Path | None = None,
+                 with_past: bool = False) -> Path:
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return root / "models" / export_key(config)
+    return root / "models" / export_key(config, with_past)
 
 
-def cached_export(config: MoEConfig, cache_dir: Path | None = None) -> ExportedModel | None:
+def cached_export(config: MoEConfig, cache_dir: Path | None = None,
+                  with_past: bool = False) -> ExportedModel | None:
     """The cached export of `config`, or None when it has not been exported yet."""
-    target = cache_target(config, cache_dir)
-    return existing_export(config, target, cached=True) if target.is_dir() else None
+    target = cache_target(config, cache_dir, with_past)
+    return existing_export(config, target, True, with_past) if target.is_dir() else None
 
 
-def existing_export(config: MoEConfig, target: Path, cached: bool) -> ExportedModel:
+def existing_export(config: MoEConfig, target: Path, cached: bool,
+                    with_past: bool = False) -> ExportedModel:
     onnx_path, golden_path = target / MODEL_FILENAME, target / GOLDEN_FILENAME
-    missing = [p.name for p in (onnx_path, golden_path) if not p.is_file()]
+    generation_path = target / GENERATION_FILENAME if with_past else None
+    expected = (onnx_path, golden_path) + ((generation_path,) if generation_path else ())
+    missing = [p.name for p in expected if not p.is_file()]
     if missing:
         raise ModelError(
             f"cached export {target} is incomplete (missing {', '.join(missing)}); "
             "delete that directory and run again"
         )
     return ExportedModel(config=config, onnx_path=onnx_path, golden_path=golden_path,
-                         cached=cached)
+                         cached=cached, generation_path=generation_path)

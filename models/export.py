@@ -4,6 +4,11 @@
 and these torch/onnx/onnxscript versions, or exports it (atomically, safe against another
 process exporting the same key at the same time) and writes `golden.npz` beside it with
 PyTorch eager outputs on deterministic inputs.
+
+`ensure_exported(config, with_past=True)` does the same for the decoder with a KV cache
+(`kvcache.py`; cached under its own key, the no-cache export is untouched): its
+`golden.npz` holds the prefill step (past length 0), and `generation.npz` the reference
+greedy generation with the top-1/top-2 margin of every step.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 from portable.errors import ModelError
 
 from .cache import (
+    GENERATION_FILENAME,
     GOLDEN_FILENAME,
     MODEL_FILENAME,
     OPSET,
@@ -40,7 +46,8 @@ from .config import (
     MoEConfig,
     load_config_from_onnx,
 )
-from .moe import build_model
+from .kvcache import GOLDEN_GEN_LEN, greedy_generate, input_names, output_names, prefill_feeds
+from .moe import KVCacheDecoder, build_model
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +62,49 @@ def golden_input_ids(config: MoEConfig) -> np.ndarray:
     return rng.integers(0, config.vocab_size, size=(GOLDEN_BATCH, GOLDEN_SEQ), dtype=np.int64)
 
 
-def export_onnx(config: MoEConfig, path: Path) -> Path:
-    """Export `config`'s model to `path` (one file, dynamic batch/seq, opset 18, checked)."""
-    path = Path(path)
-    model = build_model(config)
+def _no_cache_program(config: MoEConfig) -> tuple[torch.nn.Module, tuple, dict]:
+    """The module, example inputs and export arguments of the no-cache forward."""
     # Trace with batch and seq >= 2 and distinct: a size of 1 would be specialised away.
     example = torch.zeros(3, 5, dtype=torch.int64)
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    return build_model(config), (example,), {
+        "input_names": [INPUT_NAME],
+        "output_names": list(OUTPUT_NAMES),
+        "dynamic_shapes": {"input_ids": {0: batch, 1: seq}},
+    }
+
+
+def _with_past_program(config: MoEConfig) -> tuple[torch.nn.Module, tuple, dict]:
+    """The same for the KV-cache decoder: batch, seq and past length all dynamic.
+
+    Traced with past 7 (the exported graph concatenates along it, so past 0 runs too);
+    the mask's length is left to the exporter, which derives it as past + seq.
+    """
+    b, s, past = 3, 5, 7
+    ids = torch.zeros(b, s, dtype=torch.int64)
+    mask = torch.ones(b, past + s, dtype=torch.int64)
+    positions = torch.arange(past, past + s).expand(b, s).contiguous()
+    cache = [torch.zeros(b, config.heads, past, config.head_dim) for _ in range(2 * config.layers)]
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    past_seq = torch.export.Dim("past_seq")
+    shapes = (
+        {0: batch, 1: seq},
+        {0: batch, 1: torch.export.Dim.AUTO},
+        {0: batch, 1: seq},
+        tuple({0: batch, 2: past_seq} for _ in cache),  # the *past varargs, as one entry
+    )
+    return KVCacheDecoder(build_model(config)).eval(), (ids, mask, positions, *cache), {
+        "input_names": input_names(config),
+        "output_names": output_names(config),
+        "dynamic_shapes": shapes,
+    }
+
+
+def export_onnx(config: MoEConfig, path: Path, with_past: bool = False) -> Path:
+    """Export `config`'s model to `path` (one file, dynamic axes, opset 18, checked);
+    `with_past` exports the decoder with a KV cache (`kvcache.py`)."""
+    path = Path(path)
+    model, example, names = (_with_past_program if with_past else _no_cache_program)(config)
     translations = {}
     if config.dispatch == "fused":
         from .fused import TRANSLATIONS as translations
@@ -72,13 +115,13 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
         with torch.no_grad(), warnings.catch_warnings():
             # torch's own pytree deprecation noise, not actionable by users.
             warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            # One Dim shared by several inputs (batch, past_seq) is named once: as intended.
+            warnings.filterwarnings("ignore", message="# The axis name: .* will not be used")
             program = torch.onnx.export(
                 model,
-                (example,),
+                example,
                 dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=list(OUTPUT_NAMES),
-                dynamic_shapes={"input_ids": {0: batch, 1: seq}},
+                **names,
                 custom_translation_table=translations,
                 opset_version=OPSET,
                 external_data=False,
@@ -91,6 +134,8 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
             "check the torch/onnxscript versions (torch 2.13 + onnxscript 0.7 are known good)"
         ) from e
     proto = program.model_proto
+    if with_past:
+        _name_mask_length(proto)
     _set_metadata(proto, config)
     _check(proto, path, allowed_domains=_allowed_domains(config))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +143,15 @@ def export_onnx(config: MoEConfig, path: Path) -> Path:
     log.info("exported %s in %.1f s (%d nodes)", path, time.perf_counter() - start,
              len(proto.graph.node))
     return path
+
+
+def _name_mask_length(proto: onnx.ModelProto) -> None:
+    """Give attention_mask's length the presents' dim name (`past_seq + seq`), not the
+    exporter's internal symbol, so the signature says how the two relate."""
+    present = next(o for o in proto.graph.output if o.name.startswith("present."))
+    total = present.type.tensor_type.shape.dim[2].dim_param
+    mask = next(i for i in proto.graph.input if i.name == "attention_mask")
+    mask.type.tensor_type.shape.dim[1].dim_param = total
 
 
 def _set_metadata(proto: onnx.ModelProto, config: MoEConfig) -> None:
@@ -137,10 +191,20 @@ def _check(proto: onnx.ModelProto, path: Path, allowed_domains: set[str]) -> Non
         raise ModelError("exported model references external data; it must be one file")
 
 
-def write_golden(config: MoEConfig, path: Path) -> Path:
-    """PyTorch eager outputs on `golden_input_ids(config)`, as `golden.npz`."""
+def write_golden(config: MoEConfig, path: Path, with_past: bool = False) -> Path:
+    """PyTorch eager outputs on `golden_input_ids(config)`, as `golden.npz`; with past,
+    the prefill step's inputs (past length 0) and outputs."""
     ids = golden_input_ids(config)
     model = build_model(config)
+    if with_past:
+        feeds = prefill_feeds(config, ids)
+        with torch.no_grad():
+            values = KVCacheDecoder(model)(*(torch.from_numpy(v) for v in feeds.values()))
+        outputs = dict(zip(output_names(config), (v.numpy() for v in values), strict=True))
+        with open(path, "wb") as f:
+            np.savez(f, **{f"input.{k}": v for k, v in feeds.items()},
+                     **{f"output.{k}": v for k, v in outputs.items()})
+        return Path(path)
     with torch.no_grad():
         logits, expert_ids = model(torch.from_numpy(ids))
     with open(path, "wb") as f:
@@ -155,13 +219,37 @@ def write_golden(config: MoEConfig, path: Path) -> Path:
     return Path(path)
 
 
+def write_generation(config: MoEConfig, path: Path) -> Path:
+    """The golden greedy generation as `generation.npz`: `prompt_ids` [2, 16] (the golden
+    inputs), `token_ids` and `margins` [2, GOLDEN_GEN_LEN], `min_margin` (a scalar)."""
+    prompt = golden_input_ids(config)
+    tokens, margins = greedy_generate(build_model(config), prompt, GOLDEN_GEN_LEN)
+    with open(path, "wb") as f:
+        np.savez(f, prompt_ids=prompt, token_ids=tokens, margins=margins,
+                 min_margin=np.float32(margins.min()))
+    return Path(path)
+
+
+def load_generation(exported: ExportedModel) -> dict[str, np.ndarray]:
+    """The golden generation of a with-past export (see `write_generation`)."""
+    if exported.generation_path is None:
+        raise ModelError("this export has no KV cache and no golden generation; "
+                         "export it with with_past=True")
+    with np.load(exported.generation_path, allow_pickle=False) as data:
+        return dict(data)
+
+
 # -- cache ----------------------------------------------------------------------------------
-def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> ExportedModel:
-    """The exported model and golden file for `config`, exporting them on a cache miss."""
-    target = cache_target(config, cache_dir)
+def ensure_exported(config: MoEConfig, cache_dir: Path | None = None,
+                    with_past: bool = False) -> ExportedModel:
+    """The exported model and golden file for `config`, exporting them on a cache miss.
+
+    `with_past=True`: the decoder with a KV cache, with its golden generation too.
+    """
+    target = cache_target(config, cache_dir, with_past)
     models_dir = target.parent
     if target.is_dir():
-        return existing_export(config, target, cached=True)
+        return existing_export(config, target, True, with_past)
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=models_dir))
@@ -171,8 +259,13 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> Exporte
             "set PORTABLE_CACHE to a writable directory"
         ) from e
     try:
-        export_onnx(config, tmp / MODEL_FILENAME)
-        write_golden(config, tmp / GOLDEN_FILENAME)
+        if with_past:
+            export_onnx(config, tmp / MODEL_FILENAME, with_past=True)
+            write_golden(config, tmp / GOLDEN_FILENAME, with_past=True)
+            write_generation(config, tmp / GENERATION_FILENAME)
+        else:
+            export_onnx(config, tmp / MODEL_FILENAME)
+            write_golden(config, tmp / GOLDEN_FILENAME)
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         try:
             os.rename(tmp, target)  # atomic; fails if another process got there first
@@ -180,7 +273,7 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> Exporte
             if not target.is_dir():
                 raise
             log.info("another process exported %s first; using its files", target)
-            return existing_export(config, target, cached=True)
+            return existing_export(config, target, True, with_past)
     except OSError as e:
         raise ModelError(
             f"cannot write the exported model to {target} ({e}); "
@@ -188,7 +281,7 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> Exporte
         ) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return existing_export(config, target, cached=False)
+    return existing_export(config, target, False, with_past)
 
 
 __all__ = [
@@ -199,5 +292,7 @@ __all__ = [
     "export_onnx",
     "golden_input_ids",
     "load_config_from_onnx",
+    "load_generation",
+    "write_generation",
     "write_golden",
 ]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from portable.reference import ReferenceExport
 
 from .config import (
     DISPATCHES,
@@ -31,24 +32,25 @@ class MoEReference:
     dispatches = DISPATCHES
 
     def export(self, preset: str, overrides: Sequence[str], dispatch: str | None,
-               progress: Callable[[str], None] | None = None
-               ) -> tuple[str, Path, Path, dict[str, Any]]:
+               progress: Callable[[str], None] | None = None, with_past: bool = False
+               ) -> ReferenceExport:
         from .cache import cached_export
 
         config = apply_overrides(get_preset(preset), overrides)
         if dispatch:
             config = apply_overrides(config, [f"dispatch={dispatch}"])
-        exported = cached_export(config)
+        exported = cached_export(config, with_past=with_past)
         if exported is None:  # only a cache miss pays for importing torch
             from .export import ensure_exported
 
             say = progress or (lambda message: None)
             say(f"exporting {preset} to ONNX with golden outputs (first use; cached afterwards)")
             started = time.monotonic()
-            exported = ensure_exported(config)
+            exported = ensure_exported(config, with_past=with_past)
             say(f"exported {preset} in {time.monotonic() - started:.1f}s")
         name = preset if config == get_preset(preset) else f"{preset}+{config.cache_key()}"
-        return name, exported.onnx_path, exported.golden_path, exported.config.to_dict()
+        return ReferenceExport(name, exported.onnx_path, exported.golden_path,
+                               exported.config.to_dict(), exported.generation_path)
 
     def figures(self, config: Mapping[str, Any], outputs: Mapping[str, np.ndarray]
                 ) -> dict[str, Any]:

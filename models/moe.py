@@ -20,6 +20,7 @@ depth, plus an overflow tier for the most loaded experts' extra tokens; see
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -63,20 +64,49 @@ class Attention(nn.Module):
         x1, x2 = x[..., :half], x[..., half:]
         return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
+    def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x [b, s, hidden] -> q, k, v, each [b, heads, s, head_dim]."""
+        b, s, _ = x.shape
+
+        def split(w: Tensor) -> Tensor:
+            return F.linear(x, w).view(b, s, self.heads, self.head_dim).transpose(1, 2)
+
+        return split(self.q_proj), split(self.k_proj), split(self.v_proj)
+
+    def rope_tables(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """cos, sin [..., head_dim/2] for float32 `positions` of any shape."""
+        freqs = positions.unsqueeze(-1) * self.inv_freq
+        return freqs.cos(), freqs.sin()
+
+    def _output(self, scores: Tensor, v: Tensor) -> Tensor:
+        out = torch.matmul(scores.softmax(dim=-1), v)  # [b, heads, s, head_dim]
+        b, _, s, _ = out.shape
+        return F.linear(out.transpose(1, 2).reshape(b, s, -1), self.o_proj)
+
     def forward(self, x: Tensor) -> Tensor:
-        b, s, h = x.shape
-        q = F.linear(x, self.q_proj).view(b, s, self.heads, self.head_dim).transpose(1, 2)
-        k = F.linear(x, self.k_proj).view(b, s, self.heads, self.head_dim).transpose(1, 2)
-        v = F.linear(x, self.v_proj).view(b, s, self.heads, self.head_dim).transpose(1, 2)
-        pos = torch.arange(s, dtype=torch.float32, device=x.device)
-        freqs = pos[:, None] * self.inv_freq[None, :]  # [s, head_dim/2]
-        cos, sin = freqs.cos(), freqs.sin()
+        s = x.shape[1]
+        q, k, v = self._qkv(x)
+        cos, sin = self.rope_tables(torch.arange(s, dtype=torch.float32, device=x.device))
         q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
         causal = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
-        scores = scores.masked_fill(~causal, float("-inf"))
-        out = torch.matmul(scores.softmax(dim=-1), v)  # [b, heads, s, head_dim]
-        return F.linear(out.transpose(1, 2).reshape(b, s, h), self.o_proj)
+        return self._output(scores.masked_fill(~causal, float("-inf")), v)
+
+    def forward_with_past(self, x: Tensor, cos: Tensor, sin: Tensor, keep: Tensor,
+                          past_k: Tensor, past_v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Attend over the cached keys/values and these tokens'.
+
+        cos/sin [b, 1, s, head_dim/2] come from the tokens' position ids; `keep` [b, 1, s,
+        past+s] is True where a query may see a key (causal and not padding). Masked scores
+        get the dtype's lowest finite value, not -inf, so a padded query row stays finite.
+        Returns (output, present keys, present values), the presents [b, heads, past+s, d].
+        """
+        q, k, v = self._qkv(x)
+        q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+        k, v = torch.cat((past_k, k), dim=2), torch.cat((past_v, v), dim=2)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
+        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+        return self._output(scores, v), k, v
 
 
 class SwiGLU(nn.Module):
@@ -290,11 +320,21 @@ class Block(nn.Module):
         self.is_moe = moe
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        x = x + self.attn(self.attn_norm(x))
+        return self._ffn(x + self.attn(self.attn_norm(x)))
+
+    def _ffn(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         if self.is_moe:
             y, ids = self.ffn(self.ffn_norm(x))
             return x + y, ids
         return x + self.ffn(self.ffn_norm(x)), None
+
+    def forward_with_past(
+        self, x: Tensor, cos: Tensor, sin: Tensor, keep: Tensor, past_k: Tensor, past_v: Tensor
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+        """(output, expert ids or None, present keys, present values); see Attention."""
+        y, k, v = self.attn.forward_with_past(self.attn_norm(x), cos, sin, keep, past_k, past_v)
+        x, ids = self._ffn(x + y)
+        return x, ids, k, v
 
 
 class MoETransformer(nn.Module):
@@ -317,6 +357,54 @@ class MoETransformer(nn.Module):
                 expert_ids.append(ids)
         logits = F.linear(self.norm(x), self.lm_head)
         return logits, torch.stack(expert_ids, dim=0)
+
+    def forward_with_past(
+        self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
+        past: Sequence[tuple[Tensor, Tensor]],
+    ) -> tuple[Tensor, list[tuple[Tensor, Tensor]], Tensor]:
+        """One step of generation with a KV cache, in the Hugging Face convention.
+
+        input_ids/position_ids [b, s] int64; attention_mask [b, past+s] (1 = attend);
+        past: per layer (keys, values) [b, heads, past, head_dim], past may be 0.
+        Returns (logits [b, s, vocab], per layer present (keys, values) [b, heads,
+        past+s, head_dim], expert_ids [moe layers, b, s, k]). RoPE angles come from
+        position_ids; causality from each query's index in the cache (past + i).
+        """
+        x = F.embedding(input_ids, self.embed)
+        s, past_len = input_ids.shape[1], past[0][0].shape[2]
+        cos, sin = self.blocks[0].attn.rope_tables(position_ids.to(torch.float32).unsqueeze(1))
+        keys = torch.arange(attention_mask.shape[1], device=x.device)
+        queries = torch.arange(s, device=x.device) + past_len
+        causal = keys.unsqueeze(0) <= queries.unsqueeze(1)  # [s, past+s]
+        keep = causal & attention_mask.to(torch.bool)[:, None, None, :]  # [b, 1, s, past+s]
+        presents, expert_ids = [], []
+        for block, (past_k, past_v) in zip(self.blocks, past, strict=True):
+            x, ids, k, v = block.forward_with_past(x, cos, sin, keep, past_k, past_v)
+            presents.append((k, v))
+            if ids is not None:
+                expert_ids.append(ids)
+        logits = F.linear(self.norm(x), self.lm_head)
+        return logits, presents, torch.stack(expert_ids, dim=0)
+
+
+class KVCacheDecoder(nn.Module):
+    """`MoETransformer.forward_with_past` with flat tensors, as the ONNX graph sees it.
+
+    forward(input_ids, attention_mask, position_ids, past_0_key, past_0_value, ...) ->
+    (logits, present_0_key, present_0_value, ..., expert_ids): the order of the exported
+    inputs and outputs, so a session can call it positionally.
+    """
+
+    def __init__(self, model: MoETransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
+                *past: Tensor) -> tuple[Tensor, ...]:
+        pairs = list(zip(past[0::2], past[1::2], strict=True))
+        logits, presents, expert_ids = self.model.forward_with_past(
+            input_ids, attention_mask, position_ids, pairs)
+        return (logits, *(t for pair in presents for t in pair), expert_ids)
 
 
 def _init_weights(model: MoETransformer, seed: int) -> None:
@@ -357,4 +445,4 @@ def build_model(config: MoEConfig) -> MoETransformer:
     return model.eval()
 
 
-__all__ = ["MoETransformer", "build_model", "moe_layer_count"]
+__all__ = ["KVCacheDecoder", "MoETransformer", "build_model", "moe_layer_count"]

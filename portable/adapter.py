@@ -10,10 +10,10 @@ so it never branches on which backend it drives.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from portable.errors import InvalidOption
 
 #: (major, minor). A registry refuses an adapter built against another major.
 API_VERSION: tuple[int, int] = (1, 1)
-"""1.1 added the optional `Adapter.op_coverage` hook."""
+"""1.1 added the optional hooks `Adapter.op_coverage` (per-model op coverage) and
+`Session.bind_cache` (generation with a device-resident cache)."""
 
 Dim = int | str | None
 """A dimension: a fixed size, a symbolic name (``"batch"``), or unknown (None)."""
@@ -115,6 +116,20 @@ class Placement:
         }
 
 
+class CacheStep(Protocol):
+    """One generation's steps with the KV cache kept where the session keeps it.
+
+    Returned by `Session.bind_cache`; a new one per generation. Each call runs the model
+    once on `feeds` (the first call gets every input, including the empty past; later
+    calls only the non-cache inputs: input_ids, attention_mask, position_ids), keeps the
+    present outputs as the next call's past inputs, and returns host arrays of the
+    outputs it was asked to fetch (the logits). The caller times ``step(feeds);
+    session.synchronize()``.
+    """
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
 class Session(abc.ABC):
     """One model loaded on one device."""
 
@@ -139,6 +154,18 @@ class Session(abc.ABC):
         not host transfers. The harness calls ``step(); synchronize()``.
         """
         return lambda: self.run(feeds)
+
+    def bind_cache(self, present_to_past: Mapping[str, str],
+                   fetch: Sequence[str]) -> CacheStep | None:
+        """Optional hook for generation: keep the KV cache on the device between steps.
+
+        `present_to_past` maps each present output to the past input it feeds next step;
+        `fetch` names the outputs the caller needs on the host. Device stacks return a
+        `CacheStep` that binds the presents to device buffers and feeds them back without
+        a host copy (ONNX Runtime: IO binding). The default None makes the generation
+        loop keep the cache as host arrays and call `run()`.
+        """
+        return None
 
     def synchronize(self) -> None:  # noqa: B027 - a no-op is right for synchronous runtimes
         """Block until queued device work is done."""

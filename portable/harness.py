@@ -38,7 +38,7 @@ from portable.errors import (
     UnsupportedModel,
     condense_message,
 )
-from portable.feeds import describe_feeds, resolve_inputs
+from portable.feeds import describe_feeds
 from portable.inputs import InputSpec
 from portable.modelsource import ModelSource
 from portable.parity import compare
@@ -152,8 +152,7 @@ def _measure(adapter: Adapter, item: WorkItem, result: CellResult) -> None:
     # From the ONNX file, not the session: some runtimes drop symbolic dim names,
     # and every backend must get the same arrays. Resolved before load(), so a
     # static-shape stack can be told what will run.
-    resolved = resolve_inputs(item.model.path, settings.batch, settings.seq, settings.seed,
-                              item.model.reference_config, item.inputs)
+    resolved = scenario.inputs(item.model, settings, item.inputs)
     feeds = resolved.feeds
     result.inputs = describe_feeds(feeds)
     result.batch, result.seq = resolved.batch_seq()  # what runs, not what the flags said
@@ -205,7 +204,7 @@ def _record_run(result: CellResult, run: ScenarioRun, settings: BenchSettings) -
     result.latency = latency
     result.raw_latency_ns = run.samples_ns
     tokens_per_s = samples_per_s * result.seq if result.seq is not None else None
-    result.throughput = Throughput(samples_per_s, tokens_per_s)
+    result.throughput = Throughput(*(run.throughput or (samples_per_s, tokens_per_s)))
     result.rules = Rules(run.rules_met, run.reason, settings.warmup, settings.iterations,
                          settings.min_duration_s, settings.max_duration_s, run.duration_s)
     result.extras.update(run.extras)

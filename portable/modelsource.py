@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from portable.errors import ModelError, condense_message
+from portable.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,19 @@ class ModelSource:
     golden_path: Path | None
     reference_config: dict[str, Any] | None
     """The reference model's config when the file is one of ours (read from its metadata)."""
+    generation_path: Path | None = None
+    """A decoder with a KV cache: its golden greedy generation, when it has one."""
+
+    def golden_generation(self) -> dict[str, np.ndarray] | None:
+        """`prompt_ids`, `token_ids` and `margins` of the golden greedy generation, if any."""
+        if self.generation_path is None:
+            return None
+        try:
+            with np.load(self.generation_path, allow_pickle=False) as data:
+                return {key: data[key] for key in ("prompt_ids", "token_ids", "margins")}
+        except Exception as exc:
+            raise ModelError(f"{self.generation_path}: unreadable golden generation "
+                             f"({type(exc).__name__}: {exc})") from None
 
     def golden(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
         """(inputs, outputs) recorded from PyTorch when the model was exported, if any."""
@@ -67,10 +81,8 @@ class ModelSource:
     def recorded_path(self) -> str:
         """The path as a result file records it: a cached export as ``<cache>/...``."""
         if self.kind == "preset":
-            from portable.models.cache import default_cache_dir
-
             with contextlib.suppress(ValueError):
-                inside = self.path.resolve().relative_to(default_cache_dir().resolve())
+                inside = self.path.resolve().relative_to(cache_dir().resolve())
                 return f"<cache>/{inside.as_posix()}"
         return str(self.path)
 
@@ -87,24 +99,25 @@ class ModelSource:
 
 def looks_like_path(spec: str) -> bool:
     """A separator or ``.onnx`` makes a path; a preset name wins over a folder of that name."""
-    from portable.models.config import PRESETS
+    from portable import reference
 
     if spec.endswith(".onnx") or "/" in spec or os.sep in spec:
         return True
     try:
-        return spec not in PRESETS and Path(spec).exists()
+        return spec not in reference.presets() and Path(spec).exists()
     except (OSError, ValueError):  # a name no file can have (too long, a NUL byte)
         return False
 
 
 def resolve(
     spec: str, overrides: Sequence[str] = (), dispatch: str | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, with_past: bool = False,
 ) -> ModelSource:
     """A preset name (exported and cached on first use) or the path of an ONNX file.
 
     A preset's first export can take a minute (moe-base): `progress` is told when
-    one starts and how long it took, so a command can say so on stderr.
+    one starts and how long it took, so a command can say so on stderr. `with_past`
+    asks for a preset's decoder with a KV cache (the generation scenario).
     """
     if looks_like_path(spec):
         if overrides or dispatch:
@@ -117,8 +130,9 @@ def resolve(
         known = ", ".join(found.presets) if found else "none (no reference model installed)"
         raise ModelError(f"unknown model preset {spec!r}; known presets: {known}; "
                          "or give the path of an .onnx file")
-    name, path, golden, config = found.export(spec, overrides, dispatch, progress)
-    return ModelSource(name, path, "preset", golden, config)
+    exported = found.export(spec, overrides, dispatch, progress, with_past)
+    return ModelSource(exported.name, exported.path, "preset", exported.golden_path,
+                       exported.config, exported.generation_path)
 
 
 def from_file(path: Path) -> ModelSource:

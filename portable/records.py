@@ -161,7 +161,9 @@ class CellResult:
     def check_failed(self) -> bool:
         """Whether golden or cross-backend parity ran and failed."""
         cross_failed = bool(self.cross_parity) and not self.cross_parity["passed"]
-        return bool(self.parity and not self.parity.passed) or cross_failed
+        tokens = (self.extras.get("generate") or {}).get("token_parity") or {}
+        return (bool(self.parity and not self.parity.passed) or cross_failed
+                or tokens.get("passed") is False)
 
     def fail(self, status: Status, error: ErrorInfo) -> CellResult:
         self.status, self.error = status, error

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +26,18 @@ log = logging.getLogger(__name__)
 GROUP = "portable.reference"
 
 
+@dataclass(frozen=True)
+class ReferenceExport:
+    """A preset exported to ONNX: what the model source needs to run and check it."""
+
+    name: str
+    path: Path
+    golden_path: Path
+    config: dict[str, Any]
+    generation_path: Path | None = None
+    """With a KV cache: the golden greedy generation (`prompt_ids`, `token_ids`, `margins`)."""
+
+
 class ReferenceModels(Protocol):
     """What a reference-model package provides (``portable.models.hook:HOOK``)."""
 
@@ -33,10 +46,10 @@ class ReferenceModels(Protocol):
     """Variants of a preset's MoE dispatch (``--dispatch``)."""
 
     def export(self, preset: str, overrides: Sequence[str], dispatch: str | None,
-               progress: Callable[[str], None] | None = None
-               ) -> tuple[str, Path, Path, dict[str, Any]]:
-        """(display name, ONNX path, golden path, config) of a preset, exported on a cache
-        miss (telling `progress` when that starts and how long it took)."""
+               progress: Callable[[str], None] | None = None, with_past: bool = False
+               ) -> ReferenceExport:
+        """A preset exported on a cache miss (telling `progress` when that starts and how
+        long it took); `with_past`: the decoder with a KV cache."""
 
     def figures(self, config: Mapping[str, Any], outputs: Mapping[str, np.ndarray]
                 ) -> dict[str, Any]:

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import abc
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 
 from portable.adapter import Session
 from portable.errors import BackendUnavailable, PortableError
+from portable.feeds import ResolvedInputs, resolve_inputs
+from portable.inputs import InputSpec
+from portable.modelsource import ModelSource
+from portable.records import CellResult
 from portable.timing import BenchSettings, ScenarioRun, measure_latency
 
 
@@ -25,9 +29,26 @@ class Scenario(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     default_batches: ClassVar[tuple[int, ...]] = (1,)
+    with_past: ClassVar[bool] = False
+    """Runs a preset's decoder with a KV cache instead of its plain forward."""
+    signature_inputs: ClassVar[bool] = True
+    """Feeds come from the model's signature and the input options (checked up front)."""
 
     def check(self, settings: BenchSettings) -> None:  # noqa: B027 - most scenarios need nothing
         """Raise a PortableError before anything runs when this scenario cannot run here."""
+
+    def check_model(self, model: ModelSource, settings: BenchSettings,  # noqa: B027
+                    given: InputSpec) -> None:
+        """Raise a PortableError (exit 2) before anything runs when the model does not fit."""
+
+    def inputs(self, model: ModelSource, settings: BenchSettings,
+               given: InputSpec) -> ResolvedInputs:
+        """The feeds every backend runs, from the model file (not a session)."""
+        return resolve_inputs(model.path, settings.batch, settings.seq, settings.seed,
+                              model.reference_config, given)
+
+    def finalize(self, model: ModelSource, results: Sequence[CellResult]) -> None:  # noqa: B027
+        """Compare the results with each other or a reference, once all have run."""
 
     @abc.abstractmethod
     def measure(self, session: Session, feeds: Mapping[str, np.ndarray],
@@ -69,8 +90,40 @@ class ServerScenario(Scenario):
         return measure_server(session.prepare(feeds), session.synchronize, settings)
 
 
+class GenerateScenario(Scenario):
+    name = "generate"
+    description = ("autoregressive decoding with a KV cache (--prompt-len, --gen-len): "
+                   "TTFT, TPOT, output tokens/s, token parity")
+    with_past = True
+    signature_inputs = False
+
+    def check_model(self, model: ModelSource, settings: BenchSettings,
+                    given: InputSpec) -> None:
+        from portable import generation_run
+
+        generation_run.check_decoder(model, settings, given)
+
+    def inputs(self, model: ModelSource, settings: BenchSettings,
+               given: InputSpec) -> ResolvedInputs:
+        from portable import generation_run
+
+        return generation_run.prompt_inputs(model, settings, given)
+
+    def measure(self, session: Session, feeds: Mapping[str, np.ndarray],
+                settings: BenchSettings) -> ScenarioRun:
+        from portable import generation_run
+
+        return generation_run.measure(session, feeds, settings)
+
+    def finalize(self, model: ModelSource, results: Sequence[CellResult]) -> None:
+        from portable import generation_run
+
+        generation_run.check_tokens(model, results)
+
+
 SCENARIOS: Mapping[str, type[Scenario]] = {
-    cls.name: cls for cls in (LatencyScenario, ThroughputScenario, ServerScenario)
+    cls.name: cls
+    for cls in (LatencyScenario, ThroughputScenario, ServerScenario, GenerateScenario)
 }
 
 

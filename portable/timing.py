@@ -30,6 +30,10 @@ class BenchSettings:
     find_peak: bool = False
     """Server scenario: search for the highest rate that keeps p99 under the bound."""
     peak_steps: int = 6
+    prompt_len: int = 64
+    """Generate scenario: prompt tokens (prefill)."""
+    gen_len: int = 32
+    """Generate scenario: tokens generated per sequence (the prefill's first one included)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +49,9 @@ class ScenarioRun:
     """Completed requests/s when arrivals, not the device, set the pace (server scenario)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Figures of the scenario's own, stored in the cell under their keys."""
+    throughput: tuple[float, float | None] | None = None
+    """(samples/s, tokens/s) when the scenario defines them otherwise than batch / mean
+    latency (generation: sequences/s and output tokens/s)."""
 
 
 

@@ -60,6 +60,24 @@ def _server_line(result: CellResult) -> str:
     return terminal(line)
 
 
+def _generate_line(result: CellResult) -> str:
+    from portable.escape import terminal
+
+    figures = result.extras["generate"]
+    line = (f"generate {result.backend} batch {result.batch} · prompt {figures['prompt_len']} "
+            f"+ {figures['gen_len']} tokens: TTFT p50 {figures['ttft_ms']['p50']:.2f} ms, "
+            f"TPOT p50 {figures['tpot_ms']['p50']:.3f} ms, "
+            f"{figures['output_tokens_per_s']:.0f} output tokens/s")
+    parity = figures.get("token_parity")
+    if parity:
+        line += f"; token_match {parity['token_match']:.3f} vs {parity['reference']}"
+        if parity["first_divergence"] is not None:
+            kind = "FAIL: a real disagreement" if parity["real_disagreement"] else "a near-tie"
+            line += (f" (first divergence at step {parity['first_divergence']}, reference "
+                     f"margin {parity['reference_margin']:.2e}: {kind})")
+    return terminal(line)
+
+
 def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
     """The document as JSON on stdout, or the table there and the notes on stderr."""
     if as_json:
@@ -74,6 +92,8 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
     for result in outcome.results:
         if "server" in result.extras:
             stderr(_server_line(result))
+        if "generate" in result.extras:
+            stderr(_generate_line(result))
     if len(outcome.document["settings"]["batches"]) > 1:
         for best in best_throughput(outcome.document["results"]):
             stderr(f"best throughput {best['backend']}: batch {best['batch']}, "
@@ -104,6 +124,11 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
               help="Price of the machine per hour (any currency): adds cost per million tokens.")
 @click.option("--seq", type=click.IntRange(min=1), default=128, show_default=True,
               help="Sequence length (tokens per sample).")
+@click.option("--prompt-len", type=click.IntRange(min=1), default=64, show_default=True,
+              help="generate: prompt tokens per sequence (prefill).")
+@click.option("--gen-len", type=click.IntRange(min=1), default=32, show_default=True,
+              help="generate: tokens generated per sequence, the first (from the prefill) "
+                   "included.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
               help="Untimed runs before timing.")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,
@@ -119,7 +144,8 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
 def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenario: str,
             batches: tuple[int, ...] | None, rate: float | None, p99_bound_ms: float,
             find_peak: bool,
-            price_per_hour: float | None, seq: int, warmup: int, iterations: int,
+            price_per_hour: float | None, seq: int, prompt_len: int, gen_len: int,
+            warmup: int, iterations: int,
             min_duration: float, max_duration: float, as_json: bool, output: Path | None,
             **params: Any) -> None:
     """Benchmark a model on one or more backends: latency, throughput, parity, memory.
@@ -137,6 +163,7 @@ def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenar
       portable bench --backend cpu
       portable bench -b cpu --scenario throughput --batch 1,4,16,64
       portable bench -b cpu --scenario server --rate 50 --p99-bound-ms 20 --find-peak
+      portable bench -b cpu -b openvino --scenario generate --prompt-len 64 --gen-len 32
       portable bench -b cpu -b torch --batch 4 --seq 64 --threads 2
       portable bench -b cpu --model moe-small --set num_experts=64 --dispatch dense
       portable bench -b cpu --model my.onnx --json > result.json
@@ -148,11 +175,15 @@ def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenar
     from portable.run import execute, finalize, plan
 
     check_output(output)
-    settings = settings_from(params, batch=1, seq=seq, warmup=warmup, iterations=iterations,
+    generating = SCENARIOS[scenario].with_past
+    settings = settings_from(params, batch=1, seq=prompt_len if generating else seq,
+                             prompt_len=prompt_len, gen_len=gen_len, warmup=warmup,
+                             iterations=iterations,
                              min_duration_s=min_duration, max_duration_s=max_duration,
                              rate=rate, p99_bound_ms=p99_bound_ms, find_peak=find_peak)
     request = build_request("bench", model, params,
-                            lambda: resolve(model, overrides, dispatch, progress=stderr), settings,
+                            lambda: resolve(model, overrides, dispatch, progress=stderr,
+                                            with_past=generating), settings,
                             scenario=scenario, batches=batches or (), price_per_hour=price_per_hour)
     items = plan(request)
     with progress_bar(len(items), quiet=as_json) as advance:

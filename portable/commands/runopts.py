@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from portable import registry
+from portable import registry, scenarios
 from portable.commands import BackendOption, split_backend_options, stderr
 from portable.commands.inputopts import input_options, input_spec, preflight, save_run_inputs
 from portable.commands.params import FiniteFloat, Seed, Threads
@@ -81,7 +81,10 @@ def build_request(command: str, model: str, params: dict[str, Any],
     source = resolve_model()
     given = input_spec(params["shapes"], params["dims"], params["values"], params["npz"])
     request = RunRequest(source, specs, settings=settings, inputs=given, **fields)
-    for size in request.batch_sizes:
+    scenario = scenarios.get(request.scenario)
+    if not scenario.signature_inputs:  # the scenario makes its own feeds: it checks them
+        scenario.check_model(source, settings, given)
+    for size in request.batch_sizes if scenario.signature_inputs else ():
         preflight(command, model, params["backend_names"], source.path, size, settings.seq,
                   given)
     save_run_inputs(params["save_inputs"], source, request.batch_sizes, settings.seq,

@@ -18,7 +18,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -190,6 +190,20 @@ class OrtSession(Session):
         sess = self._sess
         return lambda: sess.run_with_iobinding(binding)
 
+    def bind_cache(self, present_to_past: Mapping[str, str],
+                   fetch: Sequence[str]) -> OrtCacheStep | None:
+        """With an IO device: presents stay there as OrtValues and are bound as the next
+        step's past; only `fetch` comes to the host. Without one (the CPU provider) None:
+        plain `run()` was faster on CPU (benchmarks/results/generate.md)."""
+        if self._io_device is None:
+            return None
+        self.placement()  # never profile a timed step
+        if self._sess is None:
+            raise RuntimeError("session is closed")
+        step = OrtCacheStep(self._sess, self._io_device, present_to_past, fetch)
+        self._binding = step.binding
+        return step
+
     def synchronize(self) -> None:
         if self._binding is not None:
             self._binding.synchronize_outputs()
@@ -255,6 +269,34 @@ class OrtSession(Session):
                 os.remove(path)
         self._sess = None
         self._binding = None
+
+
+class OrtCacheStep:
+    """A `CacheStep` over one IO binding: host feeds are bound each call, presents are
+    bound to `device` and rebound as the past of the next call, never copied to the host."""
+
+    def __init__(self, sess: Any, device: IoDevice, present_to_past: Mapping[str, str],
+                 fetch: Sequence[str]):
+        self._sess = sess
+        self._device = device
+        self._map = dict(present_to_past)
+        self._fetch = tuple(fetch)
+        self.binding = sess.io_binding()
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        binding, device = self.binding, self._device
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.clear_binding_outputs()
+        for name in self._fetch:
+            binding.bind_output(name)  # host memory
+        for name in self._map:
+            binding.bind_output(name, device.kind, device.index)
+        self._sess.run_with_iobinding(binding)
+        values = dict(zip((*self._fetch, *self._map), binding.get_outputs(), strict=True))
+        for present, past in self._map.items():
+            binding.bind_ortvalue_input(past, values[present])
+        return {name: values[name].numpy() for name in self._fetch}
 
 
 class OrtAdapter(Adapter):
