@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +24,9 @@ from .cache import (
     GOLDEN_FILENAME,
     MODEL_FILENAME,
     OPSET,
+    ROUTER_SCORES_KEY,
     ExportedModel,
+    build_atomically,
     cache_target,
     default_cache_dir,
     existing_export,
@@ -40,7 +39,7 @@ from .config import (
     MoEConfig,
     load_config_from_onnx,
 )
-from .moe import build_model
+from .moe import Router, build_model
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +137,31 @@ def _check(proto: onnx.ModelProto, path: Path, allowed_domains: set[str]) -> Non
 
 
 def write_golden(config: MoEConfig, path: Path) -> Path:
-    """PyTorch eager outputs on `golden_input_ids(config)`, as `golden.npz`."""
+    """PyTorch eager outputs on `golden_input_ids(config)`, as `golden.npz`.
+
+    Beside the outputs, `reference.router_scores` float32 [moe_layers, batch, seq, experts]
+    holds each MoE layer's selection scores (gate scores plus the selection-only bias, the
+    values top-k chose by), so reduced-precision parity can tell a routing flip at a near-tie
+    from a real error. It is not a model output: `ModelSource.golden()` ignores it.
+    """
     ids = golden_input_ids(config)
     model = build_model(config)
-    with torch.no_grad():
-        logits, expert_ids = model(torch.from_numpy(ids))
+    captured: list[torch.Tensor] = []
+
+    def capture(router: torch.nn.Module, args: tuple[torch.Tensor, ...], _out: object) -> None:
+        logits = torch.nn.functional.linear(args[0], router.weight)
+        scores = logits.sigmoid() if config.gate == "sigmoid" else logits.softmax(dim=-1)
+        captured.append(scores + router.e_score_correction_bias)
+
+    hooks = [m.register_forward_hook(capture) for m in model.modules()
+             if isinstance(m, Router)]
+    try:
+        with torch.no_grad():
+            logits, expert_ids = model(torch.from_numpy(ids))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    scores = torch.stack(captured).reshape(len(captured), *ids.shape, config.num_experts)
     with open(path, "wb") as f:
         np.savez(
             f,
@@ -150,6 +169,7 @@ def write_golden(config: MoEConfig, path: Path) -> Path:
                 f"input.{INPUT_NAME}": ids,
                 "output.logits": logits.numpy().astype(np.float32),
                 "output.expert_ids": expert_ids.numpy().astype(np.int64),
+                ROUTER_SCORES_KEY: scores.numpy().astype(np.float32),
             },
         )
     return Path(path)
@@ -159,36 +179,14 @@ def write_golden(config: MoEConfig, path: Path) -> Path:
 def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> ExportedModel:
     """The exported model and golden file for `config`, exporting them on a cache miss."""
     target = cache_target(config, cache_dir)
-    models_dir = target.parent
-    if target.is_dir():
-        return existing_export(config, target, cached=True)
-    try:
-        models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=models_dir))
-    except OSError as e:
-        raise ModelError(
-            f"cannot create the model cache under {models_dir} ({e}); "
-            "set PORTABLE_CACHE to a writable directory"
-        ) from e
-    try:
+
+    def build(tmp: Path) -> None:
         export_onnx(config, tmp / MODEL_FILENAME)
         write_golden(config, tmp / GOLDEN_FILENAME)
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        try:
-            os.rename(tmp, target)  # atomic; fails if another process got there first
-        except OSError:
-            if not target.is_dir():
-                raise
-            log.info("another process exported %s first; using its files", target)
-            return existing_export(config, target, cached=True)
-    except OSError as e:
-        raise ModelError(
-            f"cannot write the exported model to {target} ({e}); "
-            "check free space and permissions, or set PORTABLE_CACHE"
-        ) from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return existing_export(config, target, cached=False)
+
+    cached = build_atomically(target, build)
+    return existing_export(config, target, cached=cached)
 
 
 __all__ = [

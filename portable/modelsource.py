@@ -21,6 +21,7 @@ from portable.errors import ModelError
 
 GOLDEN_SUFFIX = ".golden.npz"
 CONFIG_KEY = "portable.config"
+PRECISION_KEY = "portable.precision"
 
 
 @dataclass(frozen=True)
@@ -32,21 +33,31 @@ class ModelSource:
     golden_path: Path | None
     reference_config: dict[str, Any] | None
     """The reference model's config when the file is one of ours (read from its metadata)."""
+    precision: str = "fp32"
+    """Storage precision of a reference variant (fp32, fp16, bf16, int8, int4; see
+    `portable.models.variants`); a file says it in its `portable.precision` metadata."""
 
     def golden(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
         """(inputs, outputs) recorded from PyTorch when the model was exported, if any."""
+        arrays = self._golden_arrays()
+        if arrays is None:
+            return None
+        return _prefixed(arrays, "input."), _prefixed(arrays, "output.")
+
+    def golden_reference(self) -> dict[str, np.ndarray]:
+        """Reference values recorded beside the golden outputs that are not model outputs
+        (``router_scores``: the fp32 gate's selection scores per MoE layer); may be empty."""
+        arrays = self._golden_arrays()
+        return {} if arrays is None else _prefixed(arrays, "reference.")
+
+    def _golden_arrays(self) -> dict[str, np.ndarray] | None:
         if self.golden_path is None:
             return None
         try:
             with np.load(self.golden_path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
+                return {key: data[key] for key in data.files}
         except Exception as exc:
             raise ModelError(f"{self.golden_path}: unreadable golden file ({exc})") from None
-        inputs = {k.removeprefix("input."): v for k, v in arrays.items() if k.startswith("input.")}
-        outputs = {
-            k.removeprefix("output."): v for k, v in arrays.items() if k.startswith("output.")
-        }
-        return inputs, outputs
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
@@ -63,7 +74,12 @@ class ModelSource:
             "sha256": self.sha256(),
             "golden": self.golden_path is not None,
             "config": self.reference_config,
+            "precision": self.precision,
         }
+
+
+def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def looks_like_path(spec: str) -> bool:
@@ -71,28 +87,40 @@ def looks_like_path(spec: str) -> bool:
 
 
 def resolve(
-    spec: str, overrides: Sequence[str] = (), dispatch: str | None = None
+    spec: str, overrides: Sequence[str] = (), dispatch: str | None = None,
+    precision: str | None = None,
 ) -> ModelSource:
-    """A preset name (exported and cached on first use) or the path of an ONNX file."""
+    """A preset name (exported and cached on first use) or the path of an ONNX file.
+
+    `precision` (or a preset name ending in it, `moe-small-int8`) picks a variant of the
+    preset, made from its fp32 export on first use and judged against the fp32 golden.
+    """
     if looks_like_path(spec):
-        if overrides or dispatch:
-            raise ModelError("--set and --dispatch apply to presets, not to an ONNX file")
+        if overrides or dispatch or precision:
+            raise ModelError(
+                "--set, --dispatch and --precision apply to presets, not to an ONNX file")
         return from_file(Path(spec))
     from portable.models.config import apply_overrides, get_preset
+    from portable.models.variants import check_precision, split_variant_name, variant_name
 
-    config = apply_overrides(get_preset(spec), overrides)
+    preset, suffix = split_variant_name(spec)
+    if suffix and precision and suffix != precision:
+        raise ModelError(f"--model {spec} names precision {suffix}, but --precision is {precision}")
+    precision = check_precision(precision or suffix or "fp32")
+    config = apply_overrides(get_preset(preset), overrides)
     if dispatch:
         config = apply_overrides(config, [f"dispatch={dispatch}"])
-    from portable.models.cache import cached_export
+    from portable.models.variants import cached_variant
 
-    exported = cached_export(config)
-    if exported is None:  # only a cache miss pays for importing torch
-        from portable.models.export import ensure_exported
+    exported = cached_variant(config, precision)
+    if exported is None:  # only a cache miss pays for importing torch or the converters
+        from portable.models.variants import ensure_variant
 
-        exported = ensure_exported(config)
-    name = spec if config == get_preset(spec) else f"{spec}+{config.cache_key()}"
+        exported = ensure_variant(config, precision)
+    name = preset if config == get_preset(preset) else f"{preset}+{config.cache_key()}"
     return ModelSource(
-        name, exported.onnx_path, "preset", exported.golden_path, exported.config.to_dict()
+        variant_name(name, precision), exported.onnx_path, "preset", exported.golden_path,
+        exported.config.to_dict(), precision,
     )
 
 
@@ -107,7 +135,8 @@ def from_file(path: Path) -> ModelSource:
             config = None
     golden = path.with_name(path.name.removesuffix(".onnx") + GOLDEN_SUFFIX)
     return ModelSource(
-        path.stem, path, "file", golden if golden.is_file() else None, config
+        path.stem, path, "file", golden if golden.is_file() else None, config,
+        meta.get(PRECISION_KEY, "fp32"),
     )
 
 
