@@ -25,7 +25,7 @@ from .config import MoEConfig
 log = logging.getLogger(__name__)
 
 #: Bump when the exported graph or the golden file changes for the same config and versions.
-EXPORT_FORMAT_VERSION = 3
+EXPORT_FORMAT_VERSION = 4
 OPSET = 18
 MODEL_FILENAME = "model.onnx"
 GOLDEN_FILENAME = "golden.npz"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from portable.errors import ModelError
 from portable.modelsource import PRECISION_KEY
+from portable.precision import PRECISIONS, check_precision
 
 from .cache import (
     GOLDEN_FILENAME,
@@ -36,15 +37,8 @@ from .cache import (
 )
 from .config import MoEConfig
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int4")
 #: Bump when a conversion changes for the same fp32 export.
 VARIANT_FORMAT_VERSION = 1
-
-
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return precision
 
 
 def variant_name(name: str, precision: str) -> str:

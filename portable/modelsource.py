@@ -101,7 +101,8 @@ def resolve(
                 "--set, --dispatch and --precision apply to presets, not to an ONNX file")
         return from_file(Path(spec))
     from portable.models.config import apply_overrides, get_preset
-    from portable.models.variants import check_precision, split_variant_name, variant_name
+    from portable.models.variants import split_variant_name, variant_name
+    from portable.precision import check_precision
 
     preset, suffix = split_variant_name(spec)
     if suffix and precision and suffix != precision:
@@ -175,6 +176,20 @@ def check_onnx_file(path: Path) -> Any:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: fails the ONNX checker: {first_line}") from None
     return model
+
+
+def all_graphs(graph: Any) -> Iterator[Any]:
+    """A graph and every subgraph in it (If/Loop/Scan bodies), depth first."""
+    import onnx
+
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from all_graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from all_graphs(sub)
 
 
 def all_tensors(graph: Any) -> Iterator[Any]:

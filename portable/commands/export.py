@@ -11,16 +11,21 @@ import click
 
 from portable import errors
 from portable.commands import CliError, preset_options, stderr
+from portable.precision import PRECISIONS
 
 
 @click.command("export")
 @click.option("--preset", default="moe-tiny", show_default=True,
               help="Reference model preset (moe-tiny, moe-small, moe-base).")
 @preset_options
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Storage precision: fp16/bf16 weights and activations, or int8/int4 "
+                   "weight-only quantization (routed experts included), made from the fp32 "
+                   "export; the golden outputs stay fp32 PyTorch's.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the model here (and NAME.golden.npz beside it). "
                    "Default: print the cached file's path.")
-def command(preset: str, overrides: tuple[str, ...], dispatch: str | None,
+def command(preset: str, overrides: tuple[str, ...], dispatch: str | None, precision: str,
            output: Path | None) -> None:
     """Export a reference MoE preset to ONNX, with golden outputs from PyTorch.
 
@@ -31,11 +36,12 @@ def command(preset: str, overrides: tuple[str, ...], dispatch: str | None,
     Examples:
       portable export --preset moe-tiny
       portable export --preset moe-small --set num_experts=64 --dispatch dense -o small.onnx
+      portable export --preset moe-small --precision int8 -o moe-small-int8.onnx
     """
     from portable.modelsource import GOLDEN_SUFFIX, resolve
 
-    stderr(f"exporting {preset} (cached after the first time) ...")
-    source = resolve(preset, overrides, dispatch)
+    stderr(f"exporting {preset} at {precision} (cached after the first time) ...")
+    source = resolve(preset, overrides, dispatch, precision)
     if output is None:
         click.echo(str(source.path))
         return

@@ -77,7 +77,7 @@ def test_golden_file(tiny_export, tiny_config, tiny_model):
         golden = dict(g)
     assert set(golden) == {"input.input_ids", "output.logits", "output.expert_ids"}
     ids = golden["input.input_ids"]
-    assert ids.dtype == np.int64 and ids.shape == (2, 16)
+    assert ids.dtype == np.int64 and ids.shape == (4, 64)
     assert ids.min() >= 0 and ids.max() < tiny_config.vocab_size
     np.testing.assert_array_equal(ids, golden_input_ids(tiny_config))
     assert golden["output.logits"].dtype == np.float32
