@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -188,9 +189,10 @@ def _quantize_gathered(graph: GraphProto, bits: int, block: int) -> None:
         uses = consumers.get(tensor.name, [])
         gathered = [(g, n) for g, n in uses if _gathers_rows(n, tensor.name)]
         k = tensor.dims[-1] if tensor.dims else 0
-        if not gathered or not _large_float(tensor) or k % block:
+        tensor_block = math.gcd(k, block)  # a smaller block where K is not a multiple
+        if not gathered or not _large_float(tensor) or tensor_block < 8:
             continue
-        q, scale = block_quantize(numpy_helper.to_array(tensor), bits, block)
+        q, scale = block_quantize(numpy_helper.to_array(tensor), bits, tensor_block)
         q_name, s_name = tensor.name + f".q{bits}", tensor.name + ".scale"
         graph.initializer.remove(tensor)
         graph.initializer.extend([numpy_helper.from_array(q, q_name),

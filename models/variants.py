@@ -38,7 +38,7 @@ from .cache import (
 from .config import MoEConfig
 
 #: Bump when a conversion changes for the same fp32 export.
-VARIANT_FORMAT_VERSION = 1
+VARIANT_FORMAT_VERSION = 2
 
 
 def variant_name(name: str, precision: str) -> str:
