@@ -12,9 +12,10 @@ What each variant needs from a runtime, beyond the fp32 graph's standard ONNX op
 * fp16 / bf16: float16 / bfloat16 kernels for the graph's ops (`MatMul`, `Softmax`,
   `Sigmoid`, `Pow`, `ReduceMean`, `GatherND`, ...); ops whose ONNX schema has no such type
   run in float32 between `Cast`s (see `float_cast.py`).
-* int8 / int4: `com.microsoft::MatMulNBits` (bits 8 / 4, symmetric, blocks of 64 / 32) for
-  the 2-D matmuls; standard `Gather`, `Cast`, `Mul`, `Shape`, `Concat`, `Reshape` for the
-  gathered expert and embedding weights; int4 also `BitwiseAnd` and `BitShift` (opset 18).
+* int8 / int4: `com.microsoft::MatMulNBits` (bits 8 / 4, symmetric, blocks of 64 / 32;
+  int8 with accuracy_level 4, i.e. int8 activations inside the op) for the 2-D matmuls;
+  standard `Gather`, `Cast`, `Mul`, `Shape`, `Concat`, `Reshape` for the gathered expert
+  and embedding weights; int4 also `BitwiseAnd` and `BitShift` (opset 18).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .cache import (
 from .config import MoEConfig
 
 #: Bump when a conversion changes for the same fp32 export.
-VARIANT_FORMAT_VERSION = 2
+VARIANT_FORMAT_VERSION = 4
 
 
 def variant_name(name: str, precision: str) -> str:
