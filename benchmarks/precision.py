@@ -57,11 +57,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--min-duration", type=float, default=0.5)
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    parser.add_argument("--backends", default=",".join(BACKENDS))
     args = parser.parse_args()
 
     precisions = args.precisions.split(",")
+    backends = args.backends.split(",")
     sources = {p: resolve(args.model, precision=p) for p in precisions}
-    cells = [(p, b, shape) for p in precisions for b in BACKENDS for shape in SHAPES]
+    cells = [(p, b, shape) for p in precisions for b in backends for shape in SHAPES]
     p50s: dict[tuple[str, str, str], list[float]] = {c: [] for c in cells}
     status: dict[tuple[str, str, str], str] = {}
     for round_index in range(args.rounds):
@@ -77,7 +79,7 @@ def main() -> None:
             else:
                 status[key] = f"{result['status']}: {result['error']['message'][:160]}"
     verdicts = {(p, b): agreement(sources[p], b, args.threads) for p in precisions
-                for b in BACKENDS}
+                for b in backends}
 
     fp32_size = sources["fp32"].path.stat().st_size if "fp32" in sources else None
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
@@ -91,7 +93,7 @@ def main() -> None:
     for precision in precisions:
         size = sources[precision].path.stat().st_size
         size_cell = f"{size / 1e6:.1f} ({size / fp32_size:.2f}x)" if fp32_size else f"{size:,}"
-        for backend in BACKENDS:
+        for backend in backends:
             row = [precision, backend, size_cell]
             for shape in SHAPES:
                 key = (precision, backend, shape)
