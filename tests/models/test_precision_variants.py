@@ -137,7 +137,7 @@ def test_quantized_user_model_against_its_original(tiny_export, tmp_path):
     original = tmp_path / "model.onnx"
     shutil.copyfile(tiny_export.onnx_path, original)
     quantized = convert_file(original, tmp_path / "model-q.onnx", "int8")
-    feeds = {"input_ids": np.random.default_rng(1).integers(0, 512, (2, 48), dtype=np.int64)}
+    feeds = {"input_ids": np.random.default_rng(1).integers(0, 512, (4, 128), dtype=np.int64)}
     reference, _ = _run("ort-cpu", original, feeds)
     outputs, _ = _run("ort-cpu", quantized, feeds)
     result = compare_models(outputs, reference, from_file(quantized).precision)
