@@ -133,6 +133,11 @@ class OpenVinoAdapter(Adapter):
                           parse_non_negative_int),
         "performance_hint": Option("PERFORMANCE_HINT", str, "latency",
                                    choices=("latency", "throughput")),
+        "dynamic_quantization_group_size": Option(
+            "DYNAMIC_QUANTIZATION_GROUP_SIZE: activations quantized per group for weight-"
+            "compressed matmuls (int8/int4 models); 0 = off, unset = plugin default",
+            parse_non_negative_int,
+        ),
         "inference_precision": Option(
             "INFERENCE_PRECISION_HINT; f32 by default so results match the reference",
             str, "f32", choices=tuple(_PRECISIONS),
@@ -175,6 +180,9 @@ class OpenVinoAdapter(Adapter):
         threads = self.options["threads"] or config.threads
         if threads:
             properties["INFERENCE_NUM_THREADS"] = str(threads)
+        if self.options["dynamic_quantization_group_size"] is not None:
+            properties["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = str(
+                self.options["dynamic_quantization_group_size"])
         if self.options["streams"]:
             properties["NUM_STREAMS"] = str(self.options["streams"])
         return properties

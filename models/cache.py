@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -18,13 +23,17 @@ from portable.paths import cache_dir
 
 from .config import MoEConfig
 
+log = logging.getLogger(__name__)
+
 #: Bump when the exported graph or the golden file changes for the same config and versions.
-EXPORT_FORMAT_VERSION = 2
+EXPORT_FORMAT_VERSION = 4
 OPSET = 18
 MODEL_FILENAME = "model.onnx"
 GOLDEN_FILENAME = "golden.npz"
 #: With-past exports only: the reference greedy generation (see `kvcache.greedy_generate`).
 GENERATION_FILENAME = "generation.npz"
+#: Golden-file key of the reference selection scores (see `export.write_golden`).
+ROUTER_SCORES_KEY = "reference.router_scores"
 
 
 @dataclass(frozen=True)
@@ -100,3 +109,39 @@ def existing_export(config: MoEConfig, target: Path, cached: bool,
         )
     return ExportedModel(config=config, onnx_path=onnx_path, golden_path=golden_path,
                          cached=cached, generation_path=generation_path)
+
+
+def build_atomically(target: Path, build: Callable[[Path], None]) -> bool:
+    """Fill the cache directory `target` with `build(tmp)` unless it exists; True on a hit.
+
+    Safe against another process building the same target at the same time: the files are
+    written into a temporary sibling that is renamed into place.
+    """
+    if target.is_dir():
+        return True
+    models_dir = target.parent
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=models_dir))
+    except OSError as e:
+        raise ModelError(
+            f"cannot create the model cache under {models_dir} ({e}); "
+            "set PORTABLE_CACHE to a writable directory"
+        ) from e
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, target)  # atomic; fails if another process got there first
+        except OSError:
+            if not target.is_dir():
+                raise
+            log.info("another process built %s first; using its files", target)
+            return True
+    except OSError as e:
+        raise ModelError(
+            f"cannot write the exported model to {target} ({e}); "
+            "check free space and permissions, or set PORTABLE_CACHE"
+        ) from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return False

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,7 +30,9 @@ from .cache import (
     GOLDEN_FILENAME,
     MODEL_FILENAME,
     OPSET,
+    ROUTER_SCORES_KEY,
     ExportedModel,
+    build_atomically,
     cache_target,
     default_cache_dir,
     existing_export,
@@ -47,17 +46,19 @@ from .config import (
     load_config_from_onnx,
 )
 from .kvcache import GOLDEN_GEN_LEN, greedy_generate, input_names, output_names, prefill_feeds
-from .moe import KVCacheDecoder, build_model
+from .moe import KVCacheDecoder, Router, build_model
 
 log = logging.getLogger(__name__)
 
-GOLDEN_BATCH, GOLDEN_SEQ = 2, 16
+GOLDEN_BATCH, GOLDEN_SEQ = 4, 64
 INPUT_NAME = "input_ids"
 OUTPUT_NAMES = ("logits", "expert_ids")
 
 
 def golden_input_ids(config: MoEConfig) -> np.ndarray:
-    """Deterministic int64 [2, 16] token ids in [0, vocab_size), derived from the seed."""
+    """Deterministic int64 [4, 64] token ids in [0, vocab_size), derived from the seed.
+
+    256 positions, so agreement fractions in reduced-precision parity mean something."""
     rng = np.random.default_rng([config.seed, 0x601DE7])
     return rng.integers(0, config.vocab_size, size=(GOLDEN_BATCH, GOLDEN_SEQ), dtype=np.int64)
 
@@ -192,8 +193,14 @@ def _check(proto: onnx.ModelProto, path: Path, allowed_domains: set[str]) -> Non
 
 
 def write_golden(config: MoEConfig, path: Path, with_past: bool = False) -> Path:
-    """PyTorch eager outputs on `golden_input_ids(config)`, as `golden.npz`; with past,
-    the prefill step's inputs (past length 0) and outputs."""
+    """PyTorch eager outputs on `golden_input_ids(config)`, as `golden.npz`.
+
+    Beside the outputs, `reference.router_scores` float32 [moe_layers, batch, seq, experts]
+    holds each MoE layer's selection scores (gate scores plus the selection-only bias, the
+    values top-k chose by), so reduced-precision parity can tell a routing flip at a near-tie
+    from a real error. It is not a model output: `ModelSource.golden()` ignores it. With
+    past: the prefill step's inputs (past length 0) and outputs.
+    """
     ids = golden_input_ids(config)
     model = build_model(config)
     if with_past:
@@ -205,8 +212,22 @@ def write_golden(config: MoEConfig, path: Path, with_past: bool = False) -> Path
             np.savez(f, **{f"input.{k}": v for k, v in feeds.items()},
                      **{f"output.{k}": v for k, v in outputs.items()})
         return Path(path)
-    with torch.no_grad():
-        logits, expert_ids = model(torch.from_numpy(ids))
+    captured: list[torch.Tensor] = []
+
+    def capture(router: torch.nn.Module, args: tuple[torch.Tensor, ...], _out: object) -> None:
+        logits = torch.nn.functional.linear(args[0], router.weight)
+        scores = logits.sigmoid() if config.gate == "sigmoid" else logits.softmax(dim=-1)
+        captured.append(scores + router.e_score_correction_bias)
+
+    hooks = [m.register_forward_hook(capture) for m in model.modules()
+             if isinstance(m, Router)]
+    try:
+        with torch.no_grad():
+            logits, expert_ids = model(torch.from_numpy(ids))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    scores = torch.stack(captured).reshape(len(captured), *ids.shape, config.num_experts)
     with open(path, "wb") as f:
         np.savez(
             f,
@@ -214,6 +235,7 @@ def write_golden(config: MoEConfig, path: Path, with_past: bool = False) -> Path
                 f"input.{INPUT_NAME}": ids,
                 "output.logits": logits.numpy().astype(np.float32),
                 "output.expert_ids": expert_ids.numpy().astype(np.int64),
+                ROUTER_SCORES_KEY: scores.numpy().astype(np.float32),
             },
         )
     return Path(path)
@@ -247,41 +269,16 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None,
     `with_past=True`: the decoder with a KV cache, with its golden generation too.
     """
     target = cache_target(config, cache_dir, with_past)
-    models_dir = target.parent
-    if target.is_dir():
-        return existing_export(config, target, True, with_past)
-    try:
-        models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=models_dir))
-    except OSError as e:
-        raise ModelError(
-            f"cannot create the model cache under {models_dir} ({e}); "
-            "set PORTABLE_CACHE to a writable directory"
-        ) from e
-    try:
+
+    def build(tmp: Path) -> None:
+        export_onnx(config, tmp / MODEL_FILENAME, with_past=with_past)
+        write_golden(config, tmp / GOLDEN_FILENAME, with_past=with_past)
         if with_past:
-            export_onnx(config, tmp / MODEL_FILENAME, with_past=True)
-            write_golden(config, tmp / GOLDEN_FILENAME, with_past=True)
             write_generation(config, tmp / GENERATION_FILENAME)
-        else:
-            export_onnx(config, tmp / MODEL_FILENAME)
-            write_golden(config, tmp / GOLDEN_FILENAME)
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        try:
-            os.rename(tmp, target)  # atomic; fails if another process got there first
-        except OSError:
-            if not target.is_dir():
-                raise
-            log.info("another process exported %s first; using its files", target)
-            return existing_export(config, target, True, with_past)
-    except OSError as e:
-        raise ModelError(
-            f"cannot write the exported model to {target} ({e}); "
-            "check free space and permissions, or set PORTABLE_CACHE"
-        ) from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return existing_export(config, target, False, with_past)
+
+    cached = build_atomically(target, build)
+    return existing_export(config, target, cached, with_past)
 
 
 __all__ = [

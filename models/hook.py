@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from portable.errors import ModelError
 from portable.reference import ReferenceExport
 
 from .config import (
@@ -32,25 +33,41 @@ class MoEReference:
     dispatches = DISPATCHES
 
     def export(self, preset: str, overrides: Sequence[str], dispatch: str | None,
-               progress: Callable[[str], None] | None = None, with_past: bool = False
-               ) -> ReferenceExport:
+               progress: Callable[[str], None] | None = None, with_past: bool = False,
+               precision: str = "fp32") -> ReferenceExport:
         from .cache import cached_export
+        from .variants import cached_variant, variant_name
 
         config = apply_overrides(get_preset(preset), overrides)
         if dispatch:
             config = apply_overrides(config, [f"dispatch={dispatch}"])
-        exported = cached_export(config, with_past=with_past)
-        if exported is None:  # only a cache miss pays for importing torch
-            from .export import ensure_exported
-
+        if with_past and precision != "fp32":
+            raise ModelError("the decoder with a KV cache is exported at fp32 only; "
+                             "drop --precision for the generate scenario")
+        variant = precision != "fp32"
+        exported = (cached_variant(config, precision) if variant
+                    else cached_export(config, with_past=with_past))
+        if exported is None:  # only a cache miss pays for importing torch or converters
             say = progress or (lambda message: None)
-            say(f"exporting {preset} to ONNX with golden outputs (first use; cached afterwards)")
+            say(f"exporting {variant_name(preset, precision)} to ONNX with golden outputs "
+                "(first use; cached afterwards)")
             started = time.monotonic()
-            exported = ensure_exported(config, with_past=with_past)
+            exported = self._build(config, with_past, precision)
             say(f"exported {preset} in {time.monotonic() - started:.1f}s")
         name = preset if config == get_preset(preset) else f"{preset}+{config.cache_key()}"
-        return ReferenceExport(name, exported.onnx_path, exported.golden_path,
-                               exported.config.to_dict(), exported.generation_path)
+        return ReferenceExport(variant_name(name, precision), exported.onnx_path,
+                               exported.golden_path, exported.config.to_dict(), precision,
+                               exported.generation_path)
+
+    @staticmethod
+    def _build(config: MoEConfig, with_past: bool, precision: str) -> Any:
+        if precision != "fp32":
+            from .variants import ensure_variant
+
+            return ensure_variant(config, precision)
+        from .export import ensure_exported
+
+        return ensure_exported(config, with_past=with_past)
 
     def figures(self, config: Mapping[str, Any], outputs: Mapping[str, np.ndarray]
                 ) -> dict[str, Any]:
@@ -70,6 +87,10 @@ class MoEReference:
 
     def index_bounds(self, config: Mapping[str, Any]) -> dict[str, int]:
         return {"input_ids": int(config["vocab_size"])}
+
+    def routing_groups(self, config: Mapping[str, Any]) -> tuple[int, int]:
+        cfg = MoEConfig.from_dict(dict(config))
+        return cfg.n_groups, cfg.topk_groups
 
     def cost(self, config: Mapping[str, Any], batch: int, seq: int) -> dict[str, float]:
         """FLOPs: 2 per active parameter per token plus attention's ``4 · seq² · hidden`` per

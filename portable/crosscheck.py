@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from portable.parity import coarser, compare
+from portable.precision import compare_models, effective_precision
 from portable.records import CellResult
 
 
@@ -36,12 +37,14 @@ def _nonfinite(outputs: Mapping[str, np.ndarray]) -> dict[str, int]:
     return counts
 
 
-def cross_check(results: Sequence[CellResult]) -> None:
+def cross_check(results: Sequence[CellResult], model_precision: str = "fp32") -> None:
     """Compare each result that ran with the first that ran; set ``cross_parity``; drop arrays.
 
     The reference's report says it is the reference and counts its NaN/Inf. A
     compared result fails when any output is outside tolerance or missing, or when
-    its inputs (by digest) differ from the reference's. With fewer than two results
+    its inputs (by digest) differ from the reference's. Below fp32 (a quantized model,
+    a device computing in fp16/bf16) the routing-aware rules of `portable.precision`
+    decide. With fewer than two results
     that ran, nothing is compared and no result gets ``cross_parity``.
     """
     ran = [(r, r.outputs) for r in results if r.outputs is not None]
@@ -62,6 +65,10 @@ def cross_check(results: Sequence[CellResult]) -> None:
         precision = coarser(result.compute_precision, ref.compute_precision)
         report = compare(out, ref_out, f"{reference} outputs", precision).to_dict()
         report["role"] = "compared"
+        reduced = effective_precision(model_precision, precision)
+        if reduced != "fp32":
+            verdict = compare_models(out, ref_out, reduced)
+            report.update(precision=verdict, passed=verdict["passed"])
         ref_inputs = ref.inputs or {}
         differ = [n for n in ref_inputs if (result.inputs or {}).get(n) != ref_inputs[n]]
         if differ:

@@ -42,6 +42,7 @@ from portable.feeds import describe_feeds
 from portable.inputs import InputSpec
 from portable.modelsource import ModelSource
 from portable.parity import compare
+from portable.precision import effective_precision, judge
 from portable.privacy import redact
 from portable.records import CellResult, ErrorInfo, Memory, Rules, Status, Throughput
 from portable.scenarios import get as get_scenario
@@ -180,12 +181,24 @@ def _measure(adapter: Adapter, item: WorkItem, result: CellResult) -> None:
         _record_conditions(result, session.threads or settings.threads,
                            max(load_before, _load_average()))
         if golden is not None:
-            result.parity = compare(session.run(golden[0]), golden[1],
-                                    "golden outputs from PyTorch eager", session.compute_precision)
+            _golden_parity(item.model, session, golden, result)
         result.memory = Memory(device=session.memory())
     finally:
         session.close()
     _add_model_figures(item.model, first_outputs, result)
+
+
+def _golden_parity(model: ModelSource, session: Session, golden: Any,
+                   result: CellResult) -> None:
+    """Outputs on the golden inputs against PyTorch's; below fp32 (a quantized variant, a
+    device computing in fp16/bf16), the routing-aware verdict of `portable.precision`."""
+    outputs = session.run(golden[0])
+    result.parity = compare(outputs, golden[1], "golden outputs from PyTorch eager",
+                            session.compute_precision)
+    precision = effective_precision(model.precision, session.compute_precision)
+    if precision != "fp32":
+        result.precision_parity = judge(outputs, golden[1], precision, model.golden_reference(),
+                                        reference.routing_groups(model.reference_config))
 
 
 def _run_synced(session: Session, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -22,11 +22,13 @@ import numpy as np
 
 from portable.errors import ModelError, condense_message
 from portable.paths import cache_dir
+from portable.precision import check_precision, split_variant_name
 
 log = logging.getLogger(__name__)
 
 GOLDEN_SUFFIX = ".golden.npz"
 CONFIG_KEY = "portable.config"
+PRECISION_KEY = "portable.precision"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class ModelSource:
     golden_path: Path | None
     reference_config: dict[str, Any] | None
     """The reference model's config when the file is one of ours (read from its metadata)."""
+    precision: str = "fp32"
+    """Storage precision of a reference variant (fp32, fp16, bf16, int8, int4; see
+    `portable.models.variants`); a file says it in its `portable.precision` metadata."""
     generation_path: Path | None = None
     """A decoder with a KV cache: its golden greedy generation, when it has one."""
 
@@ -54,22 +59,30 @@ class ModelSource:
 
     def golden(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
         """(inputs, outputs) recorded from PyTorch when the model was exported, if any."""
-        if self.golden_path is None:
+        arrays = self._golden_arrays()
+        if arrays is None:
             return None
-        try:
-            with np.load(self.golden_path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except Exception as exc:
-            raise ModelError(f"{self.golden_path}: unreadable golden file ({exc})") from None
-        inputs = {k.removeprefix("input."): v for k, v in arrays.items() if k.startswith("input.")}
-        outputs = {
-            k.removeprefix("output."): v for k, v in arrays.items() if k.startswith("output.")
-        }
+        outputs = _prefixed(arrays, "output.")
         if not outputs:  # nothing to compare with: parity would pass vacuously
             log.warning("%s holds no output.* arrays; running without golden parity",
                         self.golden_path)
             return None
-        return inputs, outputs
+        return _prefixed(arrays, "input."), outputs
+
+    def golden_reference(self) -> dict[str, np.ndarray]:
+        """Reference values recorded beside the golden outputs that are not model outputs
+        (``router_scores``: the fp32 gate's selection scores per MoE layer); may be empty."""
+        arrays = self._golden_arrays()
+        return {} if arrays is None else _prefixed(arrays, "reference.")
+
+    def _golden_arrays(self) -> dict[str, np.ndarray] | None:
+        if self.golden_path is None:
+            return None
+        try:
+            with np.load(self.golden_path, allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+        except Exception as exc:
+            raise ModelError(f"{self.golden_path}: unreadable golden file ({exc})") from None
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
@@ -94,7 +107,12 @@ class ModelSource:
             "sha256": self.sha256(),
             "golden": self.golden_path is not None,
             "config": self.reference_config,
+            "precision": self.precision,
         }
+
+
+def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def looks_like_path(spec: str) -> bool:
@@ -112,27 +130,35 @@ def looks_like_path(spec: str) -> bool:
 def resolve(
     spec: str, overrides: Sequence[str] = (), dispatch: str | None = None,
     progress: Callable[[str], None] | None = None, with_past: bool = False,
+    precision: str | None = None,
 ) -> ModelSource:
     """A preset name (exported and cached on first use) or the path of an ONNX file.
 
     A preset's first export can take a minute (moe-base): `progress` is told when
     one starts and how long it took, so a command can say so on stderr. `with_past`
-    asks for a preset's decoder with a KV cache (the generation scenario).
+    asks for a preset's decoder with a KV cache (the generation scenario). `precision`
+    (or a preset name ending in it, `moe-small-int8`) picks a variant of the preset,
+    made from its fp32 export on first use and judged against the fp32 golden.
     """
     if looks_like_path(spec):
-        if overrides or dispatch:
-            raise ModelError("--set and --dispatch apply to presets, not to an ONNX file")
+        if overrides or dispatch or precision:
+            raise ModelError(
+                "--set, --dispatch and --precision apply to presets, not to an ONNX file")
         return from_file(Path(spec))
     from portable import reference
 
     found = reference.hook()
-    if found is None or spec not in found.presets:
+    preset, suffix = split_variant_name(spec)
+    if found is None or preset not in found.presets:
         known = ", ".join(found.presets) if found else "none (no reference model installed)"
         raise ModelError(f"unknown model preset {spec!r}; known presets: {known}; "
                          "or give the path of an .onnx file")
-    exported = found.export(spec, overrides, dispatch, progress, with_past)
+    if suffix and precision and suffix != precision:
+        raise ModelError(f"--model {spec} names precision {suffix}, but --precision is {precision}")
+    exported = found.export(preset, overrides, dispatch, progress, with_past,
+                            check_precision(precision or suffix or "fp32"))
     return ModelSource(exported.name, exported.path, "preset", exported.golden_path,
-                       exported.config, exported.generation_path)
+                       exported.config, exported.precision, exported.generation_path)
 
 
 def from_file(path: Path) -> ModelSource:
@@ -146,7 +172,8 @@ def from_file(path: Path) -> ModelSource:
             config = None
     golden = path.with_name(path.name.removesuffix(".onnx") + GOLDEN_SUFFIX)
     return ModelSource(
-        path.stem, path, "file", golden if golden.is_file() else None, config
+        path.stem, path, "file", golden if golden.is_file() else None, config,
+        meta.get(PRECISION_KEY, "fp32"),
     )
 
 
@@ -211,6 +238,20 @@ def _check_external_data(path: Path, folder: Path, tensor: Any) -> None:
         raise ModelError(f"{where} is not a usable file name ({exc.strerror or exc})") from None
     if not found:
         raise ModelError(f"{where} names a missing file")
+
+
+def all_graphs(graph: Any) -> Iterator[Any]:
+    """A graph and every subgraph in it (If/Loop/Scan bodies), depth first."""
+    import onnx
+
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from all_graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from all_graphs(sub)
 
 
 def all_tensors(graph: Any) -> Iterator[Any]:

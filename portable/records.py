@@ -141,6 +141,9 @@ class CellResult:
     throughput: Throughput | None = None
     rules: Rules | None = None
     parity: ParityReport | None = None
+    precision_parity: dict[str, Any] | None = None
+    """Below fp32: the routing-aware verdict (`portable.precision.judge`), which then decides
+    the parity check instead of the plain per-dtype tolerance; under ``parity.precision``."""
     cross_parity: dict[str, Any] | None = None
     memory: Memory = field(default_factory=Memory)
     energy: dict[str, Any] | None = None
@@ -162,8 +165,9 @@ class CellResult:
         """Whether golden or cross-backend parity ran and failed."""
         cross_failed = bool(self.cross_parity) and not self.cross_parity["passed"]
         tokens = (self.extras.get("generate") or {}).get("token_parity") or {}
-        return (bool(self.parity and not self.parity.passed) or cross_failed
-                or tokens.get("passed") is False)
+        golden_failed = (not self.precision_parity["passed"] if self.precision_parity
+                         else bool(self.parity and not self.parity.passed))
+        return golden_failed or cross_failed or tokens.get("passed") is False
 
     def fail(self, status: Status, error: ErrorInfo) -> CellResult:
         self.status, self.error = status, error
@@ -200,6 +204,8 @@ class CellResult:
             cell["compute_precision"] = self.compute_precision
         if self.ok or self.parity is not None:
             cell["parity"] = self.parity.to_dict() if self.parity else None
+            if self.parity and self.precision_parity:
+                cell["parity"]["precision"] = self.precision_parity
         if self.ok or self.warnings:
             cell["warnings"] = list(self.warnings)
         cell["memory"] = self.memory.to_dict()

@@ -34,6 +34,8 @@ class ReferenceExport:
     path: Path
     golden_path: Path
     config: dict[str, Any]
+    precision: str = "fp32"
+    """The variant's storage precision (see `portable.precision.PRECISIONS`)."""
     generation_path: Path | None = None
     """With a KV cache: the golden greedy generation (`prompt_ids`, `token_ids`, `margins`)."""
 
@@ -46,10 +48,11 @@ class ReferenceModels(Protocol):
     """Variants of a preset's MoE dispatch (``--dispatch``)."""
 
     def export(self, preset: str, overrides: Sequence[str], dispatch: str | None,
-               progress: Callable[[str], None] | None = None, with_past: bool = False
-               ) -> ReferenceExport:
+               progress: Callable[[str], None] | None = None, with_past: bool = False,
+               precision: str = "fp32") -> ReferenceExport:
         """A preset exported on a cache miss (telling `progress` when that starts and how
-        long it took); `with_past`: the decoder with a KV cache."""
+        long it took); `with_past`: the decoder with a KV cache; `precision`: a variant
+        converted from the fp32 export."""
 
     def figures(self, config: Mapping[str, Any], outputs: Mapping[str, np.ndarray]
                 ) -> dict[str, Any]:
@@ -57,6 +60,9 @@ class ReferenceModels(Protocol):
 
     def index_bounds(self, config: Mapping[str, Any]) -> dict[str, int]:
         """Exclusive upper bounds of integer inputs (token ids stay inside the vocabulary)."""
+
+    def routing_groups(self, config: Mapping[str, Any]) -> tuple[int, int]:
+        """(expert groups, groups kept per token) of the gate, for routing-aware parity."""
 
     def cost(self, config: Mapping[str, Any], batch: int, seq: int) -> dict[str, float]:
         """Estimated ``flops`` and weight ``bytes`` of one forward pass, for rooflines."""
@@ -92,6 +98,12 @@ def figures(config: Mapping[str, Any] | None, outputs: Mapping[str, np.ndarray]
 def index_bounds(config: Mapping[str, Any] | None) -> dict[str, int]:
     found = hook()
     return found.index_bounds(config) if config and found else {}
+
+
+def routing_groups(config: Mapping[str, Any] | None) -> tuple[int, int]:
+    """(groups, groups kept) of group-limited routing; (1, 1) when there is none."""
+    found = hook()
+    return found.routing_groups(config) if config and found else (1, 1)
 
 
 def cost(config: Mapping[str, Any] | None, batch: int, seq: int) -> dict[str, float] | None:

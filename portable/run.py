@@ -152,7 +152,7 @@ def finalize(request: RunRequest, execution: Execution) -> RunOutcome:
 
     results = execution.results
     for size in dict.fromkeys(r.batch for r in results):  # same inputs: compare per batch
-        cross_check([r for r in results if r.batch == size])
+        cross_check([r for r in results if r.batch == size], request.model.precision)
     scenarios.get(request.scenario).finalize(request.model, results)
     notes = [note for note in (annotate(results, request.model.reference_config),) if note]
     if request.price_per_hour is not None:

@@ -17,17 +17,25 @@ def _mib(value: int | None) -> str:
     return f"{value / 2**20:.0f} MiB" if value else "-"
 
 
+def _error(value: float | None) -> str:
+    return "inf" if value is None else f"{value:.1e}"
+
+
 def _parity_cell(parity: dict[str, Any] | None, cross: dict[str, Any] | None = None) -> str:
     """Golden parity and, with several backends, parity against the first backend."""
     texts = []
-    if parity:
-        texts.append(f"{parity['max_abs_error']:.1e} {'pass' if parity['passed'] else 'FAIL'}")
+    if parity and parity.get("precision"):  # below fp32: the routing-aware verdict decides
+        texts.append(parity["precision"]["summary"])
+    elif parity:
+        texts.append(f"{_error(parity['max_abs_error'])} {'pass' if parity['passed'] else 'FAIL'}")
     if cross and cross["role"] == "reference":
         texts.append("cross-backend reference")
     elif cross:
         verdict = "pass" if cross["passed"] else "FAIL"
+        if cross.get("precision"):
+            verdict += f" ({cross['precision']['precision']} rules)"
         source = cross["reference"].removesuffix(" outputs")
-        texts.append(f"{cross['max_abs_error']:.1e} {verdict} vs {source}")
+        texts.append(f"{_error(cross['max_abs_error'])} {verdict} vs {source}")
     return "; ".join(texts) or "n/a (no reference)"
 
 

@@ -19,6 +19,7 @@ from portable.commands.runopts import (
     run_options,
     settings_from,
 )
+from portable.precision import PRECISIONS
 from portable.records import CellResult
 from portable.run import RunOutcome
 from portable.scenarios import SCENARIOS
@@ -107,6 +108,9 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
 @click.option("-m", "--model", default="moe-tiny", show_default=True,
               help="A reference preset (moe-tiny, moe-small, moe-base) or a path to an .onnx file.")
 @preset_options
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+              help="A reduced-precision variant of a preset (fp16, bf16, int8, int4; the "
+                   "same as --model moe-small-int8), judged by routing-aware parity.")
 @click.option("--scenario", type=click.Choice(tuple(SCENARIOS)), default="latency",
               show_default=True,
               help="; ".join(f"{name}: {cls.description}" for name, cls in SCENARIOS.items()))
@@ -141,7 +145,8 @@ def _print_outcome(outcome: RunOutcome, as_json: bool) -> None:
 @click.option("--output", type=SafePath(), default=None,
               help="Result file (.json) or folder. Default: results/.")
 @run_options(default_backends=("cpu",))
-def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenario: str,
+def command(model: str, overrides: tuple[str, ...], dispatch: str | None,
+            precision: str | None, scenario: str,
             batches: tuple[int, ...] | None, rate: float | None, p99_bound_ms: float,
             find_peak: bool,
             price_per_hour: float | None, seq: int, prompt_len: int, gen_len: int,
@@ -183,7 +188,8 @@ def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenar
                              rate=rate, p99_bound_ms=p99_bound_ms, find_peak=find_peak)
     request = build_request("bench", model, params,
                             lambda: resolve(model, overrides, dispatch, progress=stderr,
-                                            with_past=generating), settings,
+                                            with_past=generating, precision=precision),
+                            settings,
                             scenario=scenario, batches=batches or (), price_per_hour=price_per_hour)
     items = plan(request)
     with progress_bar(len(items), quiet=as_json) as advance:

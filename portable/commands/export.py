@@ -10,6 +10,7 @@ import click
 from portable import errors
 from portable.commands import CliError, preset_options, stderr
 from portable.commands.params import SafePath
+from portable.precision import PRECISIONS
 
 
 @click.command("export")
@@ -17,10 +18,14 @@ from portable.commands.params import SafePath
               help="Reference model preset (moe-tiny, moe-small, moe-base); --model and "
                    "--preset are the same option, as in bench.")
 @preset_options
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Storage precision: fp16/bf16 weights and activations, or int8/int4 "
+                   "weight-only quantization (routed experts included), made from the fp32 "
+                   "export; the golden outputs stay fp32 PyTorch's.")
 @click.option("--output", type=SafePath(dir_okay=False), default=None,
               help="Write the model here (and NAME.golden.npz beside it). Default: print the "
                    "cached file's path. No short form: -o means --option in every command.")
-def command(preset: str, overrides: tuple[str, ...], dispatch: str | None,
+def command(preset: str, overrides: tuple[str, ...], dispatch: str | None, precision: str,
            output: Path | None) -> None:
     """Export a reference MoE preset to ONNX, with golden outputs from PyTorch.
 
@@ -32,10 +37,11 @@ def command(preset: str, overrides: tuple[str, ...], dispatch: str | None,
     Examples:
       portable export --model moe-tiny
       portable export --model moe-small --set num_experts=64 --dispatch dense --output small.onnx
+      portable export --model moe-small --precision int8 --output moe-small-int8.onnx
     """
     from portable.modelsource import GOLDEN_SUFFIX, resolve
 
-    source = resolve(preset, overrides, dispatch, progress=stderr)
+    source = resolve(preset, overrides, dispatch, progress=stderr, precision=precision)
     if output is None:
         click.echo(str(source.path))
         return

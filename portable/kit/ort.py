@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -435,7 +436,11 @@ class OrtAdapter(Adapter):
                 ) from None
             # The ONNX checker passed in the parent: a model onnxruntime refuses (an opset,
             # type or op it lacks) is one this backend does not support, not a crash.
-            raise UnsupportedModel(f"{self.name} cannot load {model_path}: {message}") from None
+            types = _kernel_types(model_path, message) if (
+                type(exc).__name__ == "NotImplemented"
+                or "not a registered function/op" in message) else ""
+            raise UnsupportedModel(
+                f"{self.name} cannot load {model_path}: {message}{types}") from None
         effective = sess.get_providers()
         if not effective or effective[0] != self.provider:
             OrtSession(sess, self.device(), self.session_providers()).close()
@@ -466,6 +471,35 @@ class OrtAdapter(Adapter):
         options = self.provider_options()
         shared = {key: options[key] for key in ("device_id",) if key in options}
         return [(self.provider, options), *((p, shared) for p in self.same_device_providers)]
+
+
+_MISSING_KERNEL = re.compile(r"implementation for (\w+)\(\d+\) node with name '([^']*)'")
+
+
+def _kernel_types(model_path: Path, message: str) -> str:
+    """' (op X with input types ...)' for ORT's "Could not find an implementation" error."""
+    match = _MISSING_KERNEL.search(message)
+    if not match:
+        return ""
+    import onnx
+
+    from portable.modelsource import all_graphs
+
+    op, node_name = match.groups()
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception:  # the message without types is still the answer
+        return ""
+    types: dict[str, int] = {}
+    nodes = []
+    for graph in all_graphs(model.graph):
+        types.update({t.name: t.data_type for t in graph.initializer})
+        types.update({v.name: v.type.tensor_type.elem_type
+                      for v in (*graph.input, *graph.output, *graph.value_info)})
+        nodes += [n for n in graph.node if n.name == node_name]
+    names = [onnx.TensorProto.DataType.Name(types[x]).lower() for x in
+             (nodes[0].input if nodes else []) if types.get(x)]
+    return f" (no {op} kernel for input types {', '.join(names)})" if names else ""
 
 
 @functools.cache

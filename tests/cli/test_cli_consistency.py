@@ -65,8 +65,8 @@ def test_export_takes_model_like_bench_and_honours_the_umask(tiny_export, tmp_pa
 def test_a_first_export_says_so_on_stderr(tiny_export, monkeypatch):
     from portable.models import cache, export
 
-    monkeypatch.setattr(cache, "cached_export", lambda config: None)
-    monkeypatch.setattr(export, "ensure_exported", lambda config: tiny_export)
+    monkeypatch.setattr(cache, "cached_export", lambda config, **kw: None)
+    monkeypatch.setattr(export, "ensure_exported", lambda config, **kw: tiny_export)
     result = invoke("export", "--model", "moe-tiny")
     assert result.exit_code == 0, result.output
     assert "exporting moe-tiny to ONNX with golden outputs (first use; cached afterwards)" in (

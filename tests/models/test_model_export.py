@@ -75,9 +75,11 @@ def test_load_config_from_onnx_without_metadata(tmp_path, proto):
 def test_golden_file(tiny_export, tiny_config, tiny_model):
     with np.load(tiny_export.golden_path, allow_pickle=False) as g:
         golden = dict(g)
-    assert set(golden) == {"input.input_ids", "output.logits", "output.expert_ids"}
+    assert set(golden) == {"input.input_ids", "output.logits", "output.expert_ids",
+                           "reference.router_scores"}
+    assert golden["reference.router_scores"].shape == (1, 4, 64, tiny_config.num_experts)
     ids = golden["input.input_ids"]
-    assert ids.dtype == np.int64 and ids.shape == (2, 16)
+    assert ids.dtype == np.int64 and ids.shape == (4, 64)
     assert ids.min() >= 0 and ids.max() < tiny_config.vocab_size
     np.testing.assert_array_equal(ids, golden_input_ids(tiny_config))
     assert golden["output.logits"].dtype == np.float32
