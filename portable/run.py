@@ -83,9 +83,10 @@ def check(backends: Iterable[BackendSpec], scenario: str, settings: BenchSetting
     scenarios.get(scenario).check(settings)
 
 
-def plan(request: RunRequest) -> list[WorkItem]:
-    """One work item per backend × batch size, backends in the order given."""
-    keep = len(request.backends) > 1
+def plan(request: RunRequest, keep_outputs: bool | None = None) -> list[WorkItem]:
+    """One work item per backend × batch size, backends in the order given; outputs are
+    kept for comparison when several backends run (or when `keep_outputs` says so)."""
+    keep = len(request.backends) > 1 if keep_outputs is None else keep_outputs
     return [
         WorkItem(spec.name, dict(spec.options), request.model,
                  dataclasses.replace(request.settings, batch=size), request.scenario,
@@ -165,6 +166,25 @@ def finalize(request: RunRequest, execution: Execution) -> RunOutcome:
     if execution.interrupted:
         document["interrupted"] = True
     return RunOutcome(document, results, execution.interrupted, notes)
+
+
+def finalize_against(request: RunRequest, original: ModelSource, execution: Execution
+                     ) -> RunOutcome:
+    """`execution` ran `request`'s items and then the same items on `original` (see
+    `plan_against`): each converted result is compared with the original's on its backend,
+    by the converted model's precision rules."""
+    half = len(execution.results) // 2 if not execution.interrupted else 0
+    converted, originals = execution.results[:half], execution.results[half:]
+    for mine, theirs in zip(converted, originals, strict=True):
+        theirs.backend = f"{theirs.backend} · {original.name}"
+        cross_check([theirs, mine], request.model.precision)
+    return finalize(request, Execution(converted, execution.interrupted, execution.planned))
+
+
+def plan_against(request: RunRequest, original: ModelSource) -> list[WorkItem]:
+    """`request`'s items, then the same items on the `original` model, outputs kept."""
+    return (plan(request, keep_outputs=True)
+            + plan(dataclasses.replace(request, model=original), keep_outputs=True))
 
 
 def run(request: RunRequest, launcher: Launcher | None = None,
