@@ -40,6 +40,7 @@ from .config import (
     MoEConfig,
     load_config_from_onnx,
 )
+from .golden import CASES_FILENAME, write_cases
 from .moe import build_model
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None) -> Exporte
     try:
         export_onnx(config, tmp / MODEL_FILENAME)
         write_golden(config, tmp / GOLDEN_FILENAME)
+        write_cases(config, tmp / CASES_FILENAME)
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         try:
             os.rename(tmp, target)  # atomic; fails if another process got there first

@@ -21,6 +21,7 @@ from .config import (
     get_preset,
     total_params,
 )
+from .golden import CASE_NAMES, CASES_FILENAME, read_cases, write_cases
 
 BYTES_PER_PARAM = 4  # float32 weights, as exported
 
@@ -28,6 +29,7 @@ BYTES_PER_PARAM = 4  # float32 weights, as exported
 class MoEReference:
     presets = tuple(PRESETS)
     dispatches = DISPATCHES
+    golden_case_names = CASE_NAMES
 
     def export(self, preset: str, overrides: Sequence[str], dispatch: str | None
                ) -> tuple[str, Path, Path, dict[str, Any]]:
@@ -43,6 +45,22 @@ class MoEReference:
             exported = ensure_exported(config)
         name = preset if config == get_preset(preset) else f"{preset}+{config.cache_key()}"
         return name, exported.onnx_path, exported.golden_path, exported.config.to_dict()
+
+    def golden_cases(self, config: Mapping[str, Any]
+                     ) -> list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """Decode and prefill cases from PyTorch eager, read from beside the exported model;
+        only an export made before they existed pays for torch here (once)."""
+        from .cache import cache_target
+
+        cfg = MoEConfig.from_dict(dict(config))
+        path = cache_target(cfg) / CASES_FILENAME
+        if not path.is_file():
+            from .export import ensure_exported
+
+            ensure_exported(cfg)
+            if not path.is_file():
+                write_cases(cfg, path)
+        return read_cases(path)
 
     def figures(self, config: Mapping[str, Any], outputs: Mapping[str, np.ndarray]
                 ) -> dict[str, Any]:
