@@ -8,34 +8,21 @@ second bench of the same shape loads the compiled module from the artifact cache
 """
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from onnx_models import dense_mlp_model
+from vendor_examples import EXAMPLES, install_example
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "portable-iree"
+EXAMPLE = EXAMPLES / "portable-iree"
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def iree_env(tmp_path_factory, tiny_cache):
-    target = tmp_path_factory.mktemp("iree-site")
-    source = tmp_path_factory.mktemp("iree-src") / EXAMPLE.name
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(target), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    env.pop("PORTABLE_BACKENDS", None)
-    return env
+    return install_example("portable-iree", tmp_path_factory)
 
 
 def run(env, *args, timeout=900):
