@@ -36,7 +36,7 @@ def test_export_is_valid_single_file_with_dynamic_axes(tiny_export, proto, tiny_
     onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     assert tiny_export.cached is False
     assert {p.name for p in tiny_export.onnx_path.parent.iterdir()} == {
-        "model.onnx", "golden.npz", "config.json"}
+        "model.onnx", "golden.npz", "cases.npz", "config.json"}
     assert all(i.data_location != onnx.TensorProto.EXTERNAL for i in proto.graph.initializer)
     assert {o.domain for o in proto.opset_import} <= {"", "ai.onnx"}
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 18
