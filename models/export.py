@@ -45,6 +45,7 @@ from .config import (
     MoEConfig,
     load_config_from_onnx,
 )
+from .golden import CASES_FILENAME, write_cases
 from .kvcache import GOLDEN_GEN_LEN, greedy_generate, input_names, output_names, prefill_feeds
 from .moe import KVCacheDecoder, Router, build_model
 
@@ -275,6 +276,8 @@ def ensure_exported(config: MoEConfig, cache_dir: Path | None = None,
         write_golden(config, tmp / GOLDEN_FILENAME, with_past=with_past)
         if with_past:
             write_generation(config, tmp / GENERATION_FILENAME)
+        else:
+            write_cases(config, tmp / CASES_FILENAME)
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     cached = build_atomically(target, build)

@@ -24,6 +24,7 @@ from .config import (
     get_preset,
     total_params,
 )
+from .golden import CASE_NAMES, CASES_FILENAME, read_cases, write_cases
 
 BYTES_PER_PARAM = 4  # float32 weights, as exported
 
@@ -31,6 +32,7 @@ BYTES_PER_PARAM = 4  # float32 weights, as exported
 class MoEReference:
     presets = tuple(PRESETS)
     dispatches = DISPATCHES
+    golden_case_names = CASE_NAMES
 
     def export(self, preset: str, overrides: Sequence[str], dispatch: str | None,
                progress: Callable[[str], None] | None = None, with_past: bool = False,
@@ -68,6 +70,22 @@ class MoEReference:
         from .export import ensure_exported
 
         return ensure_exported(config, with_past=with_past)
+
+    def golden_cases(self, config: Mapping[str, Any]
+                     ) -> list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """Decode and prefill cases from PyTorch eager, read from beside the exported model;
+        only an export made before they existed pays for torch here (once)."""
+        from .cache import cache_target
+
+        cfg = MoEConfig.from_dict(dict(config))
+        path = cache_target(cfg) / CASES_FILENAME
+        if not path.is_file():
+            from .export import ensure_exported
+
+            ensure_exported(cfg)
+            if not path.is_file():
+                write_cases(cfg, path)
+        return read_cases(path)
 
     def figures(self, config: Mapping[str, Any], outputs: Mapping[str, np.ndarray]
                 ) -> dict[str, Any]:

@@ -19,10 +19,15 @@ import numpy as np
 
 from portable.errors import InvalidOption
 
-#: (major, minor). A registry refuses an adapter built against another major.
+#: (major, minor). A registry refuses an adapter built against another major; a minor
+#: version only adds optional fields and hooks, so a 1.0 adapter runs unchanged. 1.1:
+#: `SessionConfig.inputs`, `artifact_dir`, `model_sha256`; `Session.specialize`
+#: (compile-ahead stacks); `Session.bind_cache` (generation with a device-resident cache);
+#: `Adapter.op_coverage` (per-model op coverage).
 API_VERSION: tuple[int, int] = (1, 1)
-"""1.1 added the optional hooks `Adapter.op_coverage` (per-model op coverage) and
-`Session.bind_cache` (generation with a device-resident cache)."""
+
+#: What `Session.specialize` says about the compiled artifact it used.
+ARTIFACT_CACHE_STATES = ("hit", "miss", "none")
 
 Dim = int | str | None
 """A dimension: a fixed size, a symbolic name (``"batch"``), or unknown (None)."""
@@ -65,6 +70,14 @@ class SessionConfig:
     """Intra-op threads; None lets the runtime choose."""
     strict: bool = False
     """Refuse to run when any node would be placed on a device other than the one asked for."""
+    inputs: tuple[TensorSpec, ...] = ()
+    """(1.1) The concrete shapes and dtypes the work item will feed first, resolved before
+    `load()`; empty when the caller does not know them yet (a node test)."""
+    artifact_dir: Path | None = None
+    """(1.1) A folder this backend may keep compiled artifacts in across runs
+    (``<PORTABLE_CACHE>/artifacts/<backend>/``); None: do not cache."""
+    model_sha256: str | None = None
+    """(1.1) sha256 of the model file, for an artifact cache key without re-reading it."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,11 @@ class Placement:
     fallback_op_types: tuple[str, ...] = ()
     """Op types of nodes that ran somewhere other than `requested`."""
     source: str = "runtime"
-    """How this was learned: ``profiler``, ``providers``, ``single-device``, ..."""
+    """How this was learned. Per-node sources: ``profiler`` (a runtime profile names each
+    node's device), ``providers`` (the runtime's provider list). ``single-device``: a
+    whole-graph compiler (IREE, TensorRT, ATC) that produces one program for one device
+    and has no per-node information; it reports every node on `requested`
+    (``nodes_by_device={requested: node_count}``) and no fallback op types."""
 
     @property
     def has_fallback(self) -> bool:
@@ -145,6 +162,19 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once and return every output as a host numpy array."""
+
+    def specialize(self, inputs: Sequence[TensorSpec]) -> str:
+        """(1.1) Compile the model for these concrete input shapes before they run.
+
+        Called by the harness, never by the adapter itself, only when the adapter's
+        `Capabilities.dynamic_shapes` is False: once for the work item's shapes right
+        after `load()`, then once per further shape set (the golden parity shapes)
+        before feeds of that shape reach `run()`. The session keeps every shape set it
+        was specialized for. Timed as ``compile_ms`` of that shape set. Returns whether
+        the artifact came from the cache: ``"hit"``, ``"miss"`` or ``"none"`` (no cache).
+        Raise `UnsupportedModel` when the stack cannot compile the model.
+        """
+        return "none"
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], None]:
         """Return a step that runs the model on `feeds` for timing.
@@ -268,7 +298,11 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def load(self, model_path: Path, config: SessionConfig) -> Session:
-        """Load `model_path` (an ONNX file) and return a ready session."""
+        """Load `model_path` (an ONNX file) and return a session.
+
+        The file stays in place until the session's `close()` returns, wherever the kit
+        calls an adapter, so a session may read it lazily (a compiler in `specialize`).
+        """
 
     @abc.abstractmethod
     def capabilities(self) -> Capabilities: ...

@@ -3,8 +3,9 @@
 It knows nothing about any backend or scenario: it drives the `Adapter`/`Session`
 contract through timed phases, each its own step:
 
-    probe -> resolve feeds -> load (session_create_ms) -> first run (first_inference_ms)
-    -> placement (placement_ms, bookkeeping) -> scenario -> parity -> model figures
+    probe -> resolve feeds -> load (session_create_ms) -> specialize (compile_ms, static-shape
+    stacks only) -> first run (first_inference_ms) -> placement (placement_ms, bookkeeping)
+    -> scenario -> [specialize for the golden shapes] -> parity -> model figures
 
 A phase's time covers that phase only. Failures of the backend become the result's
 status, never an exception out of `run_work_item`; figures computed after the
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from portable import reference, registry
-from portable.adapter import Adapter, Session, SessionConfig
+from portable.adapter import Adapter, Session
 from portable.energy import EnergyMeter
 from portable.errors import (
     BackendUnavailable,
@@ -46,6 +47,7 @@ from portable.precision import effective_precision, judge
 from portable.privacy import redact
 from portable.records import CellResult, ErrorInfo, Memory, Rules, Status, Throughput
 from portable.scenarios import get as get_scenario
+from portable.sessions import ShapeSets, session_config
 from portable.stats import load_warning, median_ci, noise_warning, summarize_ns
 from portable.timing import BenchSettings, ScenarioRun
 
@@ -159,9 +161,13 @@ def _measure(adapter: Adapter, item: WorkItem, result: CellResult) -> None:
     result.batch, result.seq = resolved.batch_seq()  # what runs, not what the flags said
     golden = _golden(item.model, result)
 
-    session, result.session_create_ms = _timed(
-        adapter.load, item.model.path, SessionConfig(threads=settings.threads, strict=strict))
+    config = session_config(adapter, feeds, threads=settings.threads, strict=strict,
+                            model_sha256=item.model.sha256())
+    session, result.session_create_ms = _timed(adapter.load, item.model.path, config)
+    shape_sets = ShapeSets.of(adapter, session)
     try:
+        result.compilations = shape_sets.compilations  # filled as each shape set compiles
+        shape_sets.ensure(feeds)
         first_outputs, result.first_inference_ms = _timed(_run_synced, session, feeds)
         if item.keep_outputs:
             result.outputs = first_outputs
@@ -181,6 +187,7 @@ def _measure(adapter: Adapter, item: WorkItem, result: CellResult) -> None:
         _record_conditions(result, session.threads or settings.threads,
                            max(load_before, _load_average()))
         if golden is not None:
+            shape_sets.ensure(golden[0])
             _golden_parity(item.model, session, golden, result)
         result.memory = Memory(device=session.memory())
     finally:

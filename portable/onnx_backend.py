@@ -14,12 +14,14 @@ The adapter runs on its own device; ONNX's test device label is always ``CPU``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import tempfile
 import unittest
 import warnings
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,17 +31,27 @@ import onnx
 from onnx.backend.base import Backend, BackendRep
 
 from portable import registry
-from portable.adapter import Session, SessionConfig
+from portable.adapter import Session
 from portable.errors import UnsupportedModel, condense_message
+from portable.sessions import ShapeSets, session_config
 
 
 class AdapterRep(BackendRep):
-    """A loaded model: positional inputs in, positional outputs out, as ONNX's runner wants."""
+    """A loaded model: positional inputs in, positional outputs out, as ONNX's runner wants.
 
-    def __init__(self, session: Session, input_names: list[str], output_names: list[str]):
+    It owns the model's folder: the file stays valid until the session is closed
+    (`close()`, or when ONNX's runner drops the rep), as contract 1.1 promises. A
+    static-shape session is specialized for each new shape set before it runs, and
+    `UnsupportedModel` from specialize or run skips the test, as from load.
+    """
+
+    def __init__(self, session: Session, shape_sets: ShapeSets, folder: Any,
+                 input_names: list[str], output_names: list[str]):
         self._session = session
+        self._shape_sets = shape_sets
         self._input_names = input_names
         self._output_names = output_names
+        self._finalizer = weakref.finalize(self, _close, session, folder)
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
         if isinstance(inputs, np.ndarray):
@@ -47,8 +59,29 @@ class AdapterRep(BackendRep):
         pairs = inputs.items() if isinstance(inputs, Mapping) else zip(
             self._input_names, inputs, strict=False)
         feeds = {name: np.asarray(value) for name, value in pairs}  # numpy scalars -> 0-d
-        outputs = self._session.run(feeds)
+        with _unsupported_is_skip():
+            self._shape_sets.ensure(feeds)
+            outputs = self._session.run(feeds)
         return tuple(outputs[name] for name in self._output_names)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _close(session: Session, folder: Any) -> None:
+    """Close the session first, then remove the model it may still read."""
+    try:
+        session.close()
+    finally:
+        folder.cleanup()
+
+
+@contextlib.contextmanager
+def _unsupported_is_skip() -> Iterator[None]:
+    try:
+        yield
+    except UnsupportedModel as exc:  # not a failure of the op: the adapter says so
+        raise unittest.SkipTest(str(exc)) from None
 
 
 class AdapterBackend(Backend):
@@ -61,16 +94,20 @@ class AdapterBackend(Backend):
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> AdapterRep:
         super().prepare(model, device, **kwargs)
         adapter = registry.create(cls.adapter_name, cls.options)
-        with tempfile.TemporaryDirectory(prefix="portable-onnx-backend-") as folder:
-            path = Path(folder) / "model.onnx"
-            onnx.save(model, str(path))
-            try:
-                session = adapter.load(path, SessionConfig(strict=True))
-            except UnsupportedModel as exc:  # not a failure of the op: the adapter says so
-                raise unittest.SkipTest(str(exc)) from None
+        folder = tempfile.TemporaryDirectory(prefix="portable-onnx-backend-")
+        path = Path(folder.name) / "model.onnx"
+        onnx.save(model, str(path))
+        try:
+            with _unsupported_is_skip():
+                # ONNX's runner gives the inputs only to run(): shapes come then.
+                session = adapter.load(path, session_config(adapter, {}, strict=True))
+        except BaseException:
+            folder.cleanup()
+            raise
         initializers = {init.name for init in model.graph.initializer}
         inputs = [i.name for i in model.graph.input if i.name not in initializers]
-        return AdapterRep(session, inputs, [o.name for o in model.graph.output])
+        return AdapterRep(session, ShapeSets.of(adapter, session), folder, inputs,
+                          [o.name for o in model.graph.output])
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU",
@@ -168,10 +205,22 @@ class NodeTestSummary:
                 "failures": [{"test": name, "error": error} for name, error in self.failures]}
 
 
+def _announcing(on_start: Callable[[str], None] | None) -> type[unittest.TextTestResult]:
+    class AnnouncingResult(unittest.TextTestResult):
+        def startTest(self, test: unittest.TestCase) -> None:  # noqa: N802 - unittest's name
+            if on_start is not None:
+                on_start(test.id().rsplit(".", 1)[-1].removesuffix("_cpu"))
+            super().startTest(test)
+
+    return AnnouncingResult
+
+
 def run_node_tests(
-    name: str, test_names: Iterable[str], options: Mapping[str, str] | None = None
+    name: str, test_names: Iterable[str], options: Mapping[str, str] | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> NodeTestSummary:
-    """Run the named ONNX node tests through `onnx.backend.test.BackendTest` on adapter `name`."""
+    """Run the named ONNX node tests through `onnx.backend.test.BackendTest` on adapter `name`;
+    `on_start(test)` is told each test's name before it runs (to name one that crashes)."""
     import onnx.backend.test
 
     wanted = sorted(set(test_names))
@@ -188,7 +237,8 @@ def run_node_tests(
         for test in loader.loadTestsFromTestCase(case)
         if test.id().rsplit(".", 1)[-1] in selected
     )
-    result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(suite)
+    result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0,
+                                     resultclass=_announcing(on_start)).run(suite)
     summary.skipped = len(result.skipped)
     for test, trace in [*result.failures, *result.errors]:
         summary.failures.append((test.id().rsplit(".", 1)[-1], _gist(trace)))

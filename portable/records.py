@@ -18,6 +18,7 @@ import numpy as np
 from portable import errors
 from portable.adapter import DeviceInfo, Placement
 from portable.parity import ParityReport
+from portable.sessions import Compilation
 
 
 class Status(enum.StrEnum):
@@ -132,6 +133,8 @@ class CellResult:
     first_inference_ms: float | None = None
     placement_ms: float | None = None
     """Reading where nodes ran (a profile, a log): bookkeeping, kept out of the phases above."""
+    compilations: list[Compilation] = field(default_factory=list)
+    """Each shape set a static-shape session was specialized for (the work item's first)."""
     inputs: dict[str, dict[str, Any]] | None = None
     placement: Placement | None = None
     compute_precision: str | None = None
@@ -173,6 +176,15 @@ class CellResult:
         self.status, self.error = status, error
         return self
 
+    def _compile_fields(self) -> dict[str, Any]:
+        """``compile_ms`` and ``artifact_cache`` of the work item's shapes, and every shape set's
+        compilation; a session that compiled nothing ahead says ``artifact_cache: none``."""
+        if self.compilations:
+            first = self.compilations[0]
+            return {"compile_ms": first.compile_ms, "artifact_cache": first.artifact_cache,
+                    "compile": [c.to_dict() for c in self.compilations]}
+        return {"artifact_cache": "none"} if self.session_create_ms is not None else {}
+
     def to_dict(self) -> dict[str, Any]:
         """The cell as documented in docs/results.md (absent figures are left out)."""
         cell: dict[str, Any] = {
@@ -200,6 +212,7 @@ class CellResult:
             "conditions": self.conditions,
         }
         cell.update({key: value for key, value in optional.items() if value is not None})
+        cell.update(self._compile_fields())
         if self.placement is not None:
             cell["compute_precision"] = self.compute_precision
         if self.ok or self.parity is not None:

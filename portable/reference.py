@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 GROUP = "portable.reference"
 
+GoldenCase = tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]
+
 
 @dataclass(frozen=True)
 class ReferenceExport:
@@ -46,6 +48,12 @@ class ReferenceModels(Protocol):
     presets: tuple[str, ...]
     dispatches: tuple[str, ...]
     """Variants of a preset's MoE dispatch (``--dispatch``)."""
+    golden_case_names: tuple[str, ...]
+    """Names of the golden cases, known without computing them (``decode-1x1``, ...)."""
+
+    def golden_cases(self, config: Mapping[str, Any]) -> list[GoldenCase]:
+        """(name, inputs, outputs) from the reference model run eagerly, at decode and
+        prefill shapes, in `golden_case_names` order; cached beside the exported model."""
 
     def export(self, preset: str, overrides: Sequence[str], dispatch: str | None,
                progress: Callable[[str], None] | None = None, with_past: bool = False,
@@ -87,6 +95,16 @@ def presets() -> tuple[str, ...]:
 def dispatches() -> tuple[str, ...]:
     found = hook()
     return tuple(found.dispatches) if found else ()
+
+
+def golden_case_names() -> tuple[str, ...]:
+    found = hook()
+    return tuple(found.golden_case_names) if found else ()
+
+
+def golden_cases(config: Mapping[str, Any] | None) -> list[GoldenCase]:
+    found = hook()
+    return found.golden_cases(config) if config and found else []
 
 
 def figures(config: Mapping[str, Any] | None, outputs: Mapping[str, np.ndarray]

@@ -14,25 +14,39 @@ model's, runs repeat, nothing falls back silently, unknown options are refused
 and closing twice is harmless. When the backend is unavailable the tests that
 need a device are skipped with the reason: `portable conformance` reports such
 a run as "not run", never as passed.
+
+Parity runs one golden case per preset × dispatch variant × shape: decode shapes
+(1×1, 1×4: the MoE's per-token gather branch) and prefill (2×16: the grouped
+branch). Sessions are opened as the harness opens them (`portable.sessions`): a
+static-shape stack is specialized for each case's shapes. `UnsupportedModel`
+from load, specialize or run skips the test as "not supported by this stack":
+never a pass, never a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import ClassVar
 
 import numpy as np
 import pytest
 
+from portable import reference as reference_models
 from portable import registry
 from portable.adapter import API_VERSION, Adapter, DeviceInfo, Session, SessionConfig
 from portable.errors import BackendUnavailable, InvalidOption, UnsupportedModel
 from portable.modelsource import ModelSource, resolve
 from portable.parity import compare, tolerance_for
+from portable.sessions import open_session
 from portable.signature import read_signature
+
+#: How a test skipped for `UnsupportedModel` starts its reason (the conformance kit's key).
+NOT_SUPPORTED = "not supported by this stack"
 
 #: Vendor SDKs no adapter module may import at import time, whatever it declares.
 HEAVY_SDKS = ("torch", "onnxruntime", "openvino", "tensorrt", "torch_npu", "acl", "torch_musa",
@@ -47,10 +61,30 @@ print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))
 """
 
 
-def _variants(presets: tuple[str, ...], dispatches: tuple[str, ...] | None) -> list[tuple]:
-    from portable import reference
+def _cases(presets: tuple[str, ...], dispatches: tuple[str, ...] | None) -> list[tuple]:
+    return [(p, d, c) for p in presets for d in (dispatches or reference_models.dispatches())
+            for c in reference_models.golden_case_names()]
 
-    return [(p, d) for p in presets for d in (dispatches or reference.dispatches())]
+
+@functools.cache
+def _golden_case(preset: str, dispatch: str, name: str) -> tuple[dict, dict]:
+    source = resolve(preset, (), dispatch)
+    cases = {n: (i, o) for n, i, o in reference_models.golden_cases(source.reference_config)}
+    return cases[name]
+
+
+def describe_shapes(feeds: Mapping[str, np.ndarray]) -> str:
+    """``input_ids int64[1, 4]``: what a report says about a case's inputs."""
+    return ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in feeds.items())
+
+
+@contextlib.contextmanager
+def not_supported_is_skip() -> Iterator[None]:
+    """`UnsupportedModel` (from load, specialize or run) skips as "not supported by this stack"."""
+    try:
+        yield
+    except UnsupportedModel as exc:
+        pytest.skip(f"{NOT_SUPPORTED}: {exc}")
 
 
 class AdapterContract:
@@ -64,9 +98,9 @@ class AdapterContract:
     """MoE dispatch variants to check; None means every variant the reference model has."""
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "variant" in metafunc.fixturenames:
-            variants = _variants(self.presets, self.dispatches)
-            metafunc.parametrize("variant", variants, ids=[f"{p}-{d}" for p, d in variants])
+        if "case" in metafunc.fixturenames:
+            cases = _cases(self.presets, self.dispatches)
+            metafunc.parametrize("case", cases, ids=["-".join(c) for c in cases])
 
     # -- fixtures ---------------------------------------------------------------------------
     @pytest.fixture(scope="class")
@@ -101,8 +135,10 @@ class AdapterContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def session(cls, adapter: Adapter, reference: ModelSource) -> Session:
-        session = adapter.load(reference.path, SessionConfig(strict=True))
+    def session(cls, adapter: Adapter, reference: ModelSource, golden: tuple[dict, dict]
+                ) -> Session:
+        with not_supported_is_skip():
+            session, _ = open_session(adapter, reference.path, golden[0], strict=True)
         yield session
         session.close()
 
@@ -138,18 +174,18 @@ class AdapterContract:
                 with pytest.raises(InvalidOption, match="choose one of"):
                     adapter_class({**self.options, key: "not-a-choice-xyz"})
 
-    def test_outputs_match_golden(self, adapter: Adapter, variant: tuple[str, str]) -> None:
-        preset, dispatch = variant
-        source = resolve(preset, (), dispatch)
-        try:
-            session = adapter.load(source.path, SessionConfig(strict=True))
-        except UnsupportedModel as exc:
-            pytest.skip(f"unsupported: {exc}")
-        with session:
-            inputs, expected = source.golden()
-            report = compare(session.run(inputs), expected, "golden outputs from PyTorch eager",
-                             session.compute_precision)
-        assert report.passed, json.dumps(report.to_dict(), indent=1)
+    def test_outputs_match_golden(self, adapter: Adapter, case: tuple[str, str, str]) -> None:
+        preset, dispatch, name = case
+        inputs, expected = _golden_case(preset, dispatch, name)
+        with not_supported_is_skip():
+            session, _ = open_session(adapter, resolve(preset, (), dispatch).path, inputs,
+                                      strict=True)
+            with session:
+                outputs = session.run(inputs)
+        report = compare(outputs, expected, "golden outputs from PyTorch eager",
+                         session.compute_precision)
+        assert report.passed, (f"case {name} ({describe_shapes(inputs)}): "
+                               + json.dumps(report.to_dict(), indent=1))
 
     def test_signature_matches_model(
         self, session: Session, reference: ModelSource, golden: tuple[dict, dict]
@@ -159,15 +195,17 @@ class AdapterContract:
             (s.name, s.dtype) for s in model.inputs]
         assert [(s.name, s.dtype) for s in session.outputs] == [
             (s.name, s.dtype) for s in model.outputs]
-        outputs = session.run(golden[0])
+        with not_supported_is_skip():
+            outputs = session.run(golden[0])
         assert list(outputs) == [s.name for s in model.outputs]
         for spec in model.outputs:
             assert outputs[spec.name].dtype == np.dtype(spec.dtype), spec.name
             assert outputs[spec.name].shape == golden[1][spec.name].shape, spec.name
 
     def test_repeated_runs_agree(self, session: Session, golden: tuple[dict, dict]) -> None:
-        first = session.run(golden[0])
-        second = session.run(golden[0])
+        with not_supported_is_skip():
+            first = session.run(golden[0])
+            second = session.run(golden[0])
         for name, value in first.items():
             tol = tolerance_for(str(value.dtype), session.compute_precision)
             if value.dtype.kind == "f":
@@ -178,7 +216,8 @@ class AdapterContract:
     def test_no_silent_fallback(
         self, session: Session, device: DeviceInfo, golden: tuple[dict, dict]
     ) -> None:
-        session.run(golden[0])
+        with not_supported_is_skip():
+            session.run(golden[0])
         placement = session.placement()
         assert placement.requested == device.device, (
             f"placement claims {placement.requested}, the probe found {device.device}")

@@ -217,3 +217,17 @@ def many_defaults_model(path: Path, count: int = 25) -> Path:
         [numpy_helper.from_array(np.ones(2, np.float32), n) for n in names],
     )
     return _save(graph, path)
+
+
+def dense_mlp_model(path: Path) -> Path:
+    """A small dense model: y = relu(x @ w1) @ w2, x float32 [batch, seq, 32]."""
+    rng = np.random.default_rng(0)
+    v = helper.make_tensor_value_info
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+               for name, shape in (("w1", (32, 64)), ("w2", (64, 32)))]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "dense_mlp", [v("x", TensorProto.FLOAT, ["batch", "seq", 32])],
+                              [v("y", TensorProto.FLOAT, ["batch", "seq", 32])], weights)
+    return _save(graph, path)

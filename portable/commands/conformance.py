@@ -13,7 +13,8 @@ from portable.commands import BackendOption, stderr
 from portable.escape import terminal
 
 _EXIT = {"passed": errors.EXIT_OK, "failed": errors.EXIT_CHECK_FAILED,
-         "not run": errors.EXIT_UNAVAILABLE}
+         "unsupported": errors.EXIT_UNAVAILABLE, "not run": errors.EXIT_UNAVAILABLE,
+         "crashed": errors.EXIT_CRASHED}
 
 
 def _parse_options(items: tuple[str, ...]) -> dict[str, str]:
@@ -30,7 +31,7 @@ def _print_report(doc: dict[str, Any]) -> None:
     click.echo(f"conformance · {doc['backend']}")
     said: set[str] = set()
     for clause in doc["contract"]:
-        line = f"  {clause['outcome']:<8} {clause['name']}"
+        line = f"  {clause['outcome']:<11} {clause['name']}"
         message = clause["message"]
         if message and message in said:
             message = "(same reason)"
@@ -45,6 +46,10 @@ def _print_report(doc: dict[str, Any]) -> None:
                       if ran else f"not run ({nodes['skipped']} skipped)"))
         for failure in nodes["failures"]:
             click.echo(terminal(f"    failed {failure['test']}: {failure['error']}"))
+    for clause in doc["contract"]:
+        if clause["outcome"] in ("crashed", "timeout"):
+            click.echo(terminal(f"died: {clause['name']} ({clause['outcome']}: "
+                                f"{clause['message']})"))
     click.echo(f"verdict: {doc['verdict']}")
 
 
@@ -59,15 +64,21 @@ def _print_report(doc: dict[str, Any]) -> None:
               show_default=True,
               help="ONNX's backend node tests for the reference model's ops: skip them, "
                    "report the counts, or fail the run on any failure.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=600.0, show_default=True,
+              help="Seconds one case may run before it is killed and recorded as hung.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def command(backend: str, option_items: tuple[str, ...], presets: tuple[str, ...],
-            node_tests: str, as_json: bool) -> None:
+            node_tests: str, timeout_s: float, as_json: bool) -> None:
     """Check a backend against the adapter contract, parity and ONNX's node tests.
 
     Runs portable.testing.AdapterContract (the suite vendors subclass) on the
-    backend, parity against PyTorch's golden outputs for every preset and MoE
-    dispatch variant, then ONNX's own node tests for the op types the reference
-    model uses. Exit 0 passed, 1 failed, 3 not run (nothing could run here).
+    backend, parity against PyTorch's golden outputs for every preset, MoE
+    dispatch variant and golden case (decode 1x1 and 1x4, prefill 2x16), then
+    ONNX's own node tests for the op types the reference model uses. Each runs in
+    a child process: a case that crashes or hangs is named and ends the run.
+    Exit 0 passed, 1 failed, 3 unsupported (no golden case is supported by this
+    stack) or not run (nothing could run here), 4 a case crashed or hung.
 
     \b
     Examples:
@@ -80,7 +91,7 @@ def command(backend: str, option_items: tuple[str, ...], presets: tuple[str, ...
     options = _parse_options(option_items)
     registry.create(name, options)  # unknown names and bad options end here (exit 2)
     stderr(f"conformance {name}: running the adapter contract ...")
-    doc = check(name, options, presets, node_tests).to_dict()
+    doc = check(name, options, presets, node_tests, timeout_s).to_dict()
     if as_json:
         click.echo(json.dumps(doc, indent=1))
     else:

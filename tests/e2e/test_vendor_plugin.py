@@ -1,38 +1,22 @@
 """An out-of-tree vendor package, installed for real, found by its entry point, run by the CLI.
 
-It is installed with `pip --target` into a temporary folder and put on PYTHONPATH for
-child processes only: the developer's environment is never changed.
+It is installed with `pip --target` for child processes only (`vendor_examples.install_example`).
 """
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "portable-acme"
+from vendor_examples import install_example
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory, tiny_cache):
-    target = tmp_path_factory.mktemp("vendor-site")
-    source = tmp_path_factory.mktemp("vendor-src") / EXAMPLE.name
-    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources.
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(target), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    env.pop("PORTABLE_BACKENDS", None)
-    return env
+    return install_example("portable-acme", tmp_path_factory)
 
 
 def portable(env, *args):

@@ -36,7 +36,7 @@ def test_export_is_valid_single_file_with_dynamic_axes(tiny_export, proto, tiny_
     onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     assert tiny_export.cached is False
     assert {p.name for p in tiny_export.onnx_path.parent.iterdir()} == {
-        "model.onnx", "golden.npz", "config.json"}
+        "model.onnx", "golden.npz", "cases.npz", "config.json"}
     assert all(i.data_location != onnx.TensorProto.EXTERNAL for i in proto.graph.initializer)
     assert {o.domain for o in proto.opset_import} <= {"", "ai.onnx"}
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 18
@@ -133,18 +133,19 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
 
 
 def _fake_writers(monkeypatch, before_rename=None):
-    def fake_export(config, path):
+    def fake_export(config, path, with_past=False):
         path.write_bytes(b"onnx")
         if before_rename:
             before_rename(path)
         return path
 
-    def fake_golden(config, path):
+    def fake_golden(config, path, with_past=False):
         path.write_bytes(b"npz")
         return path
 
     monkeypatch.setattr(export_mod, "export_onnx", fake_export)
     monkeypatch.setattr(export_mod, "write_golden", fake_golden)
+    monkeypatch.setattr(export_mod, "write_cases", fake_golden)
 
 
 def test_concurrent_export_uses_the_winner(monkeypatch, tmp_path, tiny_config):
@@ -176,7 +177,7 @@ def test_fresh_export_leaves_no_temp_and_incomplete_cache_is_reported(
 
 
 def test_failed_export_cleans_up(monkeypatch, tmp_path, tiny_config):
-    def boom(config, path):
+    def boom(config, path, with_past=False):
         raise ModelError("export exploded")
 
     monkeypatch.setattr(export_mod, "export_onnx", boom)
