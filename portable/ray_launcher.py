@@ -71,6 +71,15 @@ def _check_reachable(address: str, timeout_s: float) -> None:
         raise ClusterUnavailable(f"no Ray cluster answers at {address}: {exc}") from None
 
 
+class _DropRecord(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
 def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Join the cluster at `address` as a driver within `timeout_s`, or raise ClusterUnavailable.
 
@@ -88,8 +97,13 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             failure.append(exc)
 
     thread = threading.Thread(target=join, name="ray-connect", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
+    quiet = _DropRecord("SIGTERM handler is not set")  # true of a thread, and harmless here
+    logging.getLogger("ray._private.worker").addFilter(quiet)
+    try:
+        thread.start()
+        thread.join(timeout_s)
+    finally:
+        logging.getLogger("ray._private.worker").removeFilter(quiet)
     if thread.is_alive():
         raise ClusterUnavailable(
             f"the Ray cluster at {address} did not accept this client within {timeout_s:g}s")
@@ -277,6 +291,7 @@ class _Run:
         self.board: Any = None
         self.last_report = ""
         self.last_check = time.monotonic()
+        self.yielded = 0
 
     def submit(self) -> None:
         nodes = alive_nodes()
@@ -298,6 +313,12 @@ class _Run:
         for index in range(len(self.items)):
             while index not in self.results:
                 self.poll()
+            self.yielded = index + 1
+            yield self.results[index]
+
+    def completed_later(self) -> Iterator[CellResult]:
+        """Results that finished after the first one still missing (kept on Ctrl-C)."""
+        for index in sorted(i for i in self.results if i >= self.yielded):
             yield self.results[index]
 
     def poll(self) -> None:
@@ -407,6 +428,10 @@ class RayLauncher(Launcher):
         try:
             run.submit()
             yield from run.in_order()
+        except KeyboardInterrupt:
+            run.cancel_all()
+            yield from run.completed_later()
+            raise
         except BaseException:
             run.cancel_all()
             raise

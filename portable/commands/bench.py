@@ -13,7 +13,7 @@ from portable import errors
 from portable.commands import preset_options, progress_bar, stderr
 from portable.commands.runopts import (
     build_request,
-    launcher,
+    launcher_for,
     report_result,
     run_options,
     settings_from,
@@ -146,8 +146,9 @@ def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenar
                             settings, scenario=scenario, batches=batches or (),
                             price_per_hour=price_per_hour)
     items = plan(request)
-    with progress_bar(len(items), quiet=as_json) as advance:
-        execution = execute(items, launcher(params["isolate"], params["timeout"]),
+    chosen = launcher_for(params, on_progress=None if as_json else stderr)
+    with progress_bar(len(items), quiet=as_json or params["cluster"] is not None) as advance:
+        execution = execute(items, chosen,
                             on_start=lambda item: advance(item.label()), on_result=report_result)
     if execution.interrupted:
         stderr(f"interrupted: keeping {len(execution.results)} of {len(items)} completed cells")

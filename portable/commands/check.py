@@ -11,7 +11,7 @@ import click
 
 from portable import errors, registry
 from portable.commands import stderr
-from portable.commands.runopts import build_request, launcher, run_options, settings_from
+from portable.commands.runopts import build_request, launcher_for, run_options, settings_from
 
 
 def _rows(cells: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -88,7 +88,7 @@ def command(model: str, batch: int, seq: int, as_json: bool, **params: Any) -> N
                              min_duration_s=0.0)
     request = build_request("check", model, params, lambda: resolve(model), settings)
     items = plan(request)
-    execution = execute(items, launcher(params["isolate"], params["timeout"]),
+    execution = execute(items, launcher_for(params, on_progress=stderr),
                         on_start=lambda item: stderr(f"check {item.backend} · "
                                                      f"{request.model.name} ..."))
     outcome = finalize(request, execution)
