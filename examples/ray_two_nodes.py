@@ -26,7 +26,8 @@ def main() -> None:
         from ray.cluster_utils import Cluster
 
         cluster = Cluster(initialize_head=True,
-                          head_node_args={"node_ip_address": ADDRESS_IP, "num_cpus": 2})
+                          head_node_args={"node_ip_address": ADDRESS_IP, "num_cpus": 2,
+                                          "include_dashboard": False})
         try:
             cluster.add_node(node_ip_address=ADDRESS_IP, num_cpus=1, resources={"NPU": 1})
             print(f"cluster up: --cluster {cluster.address}   (Ctrl-C stops it)", flush=True)

@@ -146,7 +146,7 @@ def unavailable(item: WorkItem, missing: Iterable[str], need: Mapping[str, float
         "or change what the backend asks for with --cluster-resources BACKEND=JSON"))
 
 
-def _task_options(need: Mapping[str, float]) -> dict[str, Any]:
+def task_options(need: Mapping[str, float]) -> dict[str, Any]:
     """Ray takes CPU and GPU as their own options, every other resource by name."""
     others = {k: v for k, v in need.items() if k not in ("CPU", "GPU")}
     return {"num_cpus": need.get("CPU", 0), "num_gpus": need.get("GPU", 0),
@@ -245,7 +245,8 @@ def run_shipped(item: WorkItem, shipment: Shipment, timeout_s: float,
     return result
 
 
-_remote_run = ray.remote(run_shipped)
+run_task = ray.remote(run_shipped)
+"""`run_shipped` as a Ray task (options such as resources are given per call)."""
 
 
 @ray.remote(num_cpus=0)
@@ -304,7 +305,7 @@ class _Run:
                 self.board = _Board.options(**_head_affinity(nodes)).remote()
             if item.model.path not in shipments:
                 shipments[item.model.path] = ship(item.model)
-            ref = _remote_run.options(**_task_options(need)).remote(
+            ref = run_task.options(**task_options(need)).remote(
                 item, shipments[item.model.path], self.timeout_s, self.board, index)
             self.pending[ref] = index
         self.report()

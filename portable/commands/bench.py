@@ -142,11 +142,11 @@ def command(model: str, overrides: tuple[str, ...], dispatch: str | None, scenar
     settings = settings_from(params, batch=1, seq=seq, warmup=warmup, iterations=iterations,
                              min_duration_s=min_duration, max_duration_s=max_duration,
                              rate=rate, p99_bound_ms=p99_bound_ms, find_peak=find_peak)
+    chosen = launcher_for(params, on_progress=None if as_json else stderr)
     request = build_request("bench", model, params, lambda: resolve(model, overrides, dispatch),
                             settings, scenario=scenario, batches=batches or (),
                             price_per_hour=price_per_hour)
     items = plan(request)
-    chosen = launcher_for(params, on_progress=None if as_json else stderr)
     with progress_bar(len(items), quiet=as_json or params["cluster"] is not None) as advance:
         execution = execute(items, chosen,
                             on_start=lambda item: advance(item.label()), on_result=report_result)

@@ -86,9 +86,10 @@ def command(model: str, batch: int, seq: int, as_json: bool, **params: Any) -> N
         raise click.UsageError("check compares backends: give at least two --backend")
     settings = settings_from(params, batch=batch, seq=seq, warmup=0, iterations=1,
                              min_duration_s=0.0)
+    chosen = launcher_for(params, on_progress=stderr)
     request = build_request("check", model, params, lambda: resolve(model), settings)
     items = plan(request)
-    execution = execute(items, launcher_for(params, on_progress=stderr),
+    execution = execute(items, chosen,
                         on_start=lambda item: stderr(f"check {item.backend} · "
                                                      f"{request.model.name} ..."))
     outcome = finalize(request, execution)

@@ -113,6 +113,11 @@ def launcher(isolate: bool, timeout: float | None, cluster: str | None = None,
 def launcher_for(params: dict[str, Any], on_progress: Callable[[str], None] | None
                      ) -> Launcher:
     """`launcher` for the run options in `params` (what `bench` and `check` call)."""
+    backends = {registry.canonical_name(name) for name in params["backend_names"]}
+    for name, _ in params["cluster_resources"]:
+        if name not in backends:
+            raise click.BadParameter(f"{name} is not a --backend of this run",
+                                     param_hint="--cluster-resources")
     return launcher(params["isolate"], params["timeout"], params["cluster"],
                     params["cluster_resources"], on_progress)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,10 +21,10 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from portable.ray_launcher import RayLauncher, ShippedFile, connect, receive, run_task, ship
 from portable.records import Status
 from portable.results import schema_error
-from portable.run import RunRequest, execute, plan
-from portable.ray_launcher import RayLauncher, ShippedFile, _remote_run, connect, receive, ship
+from portable.run import RunRequest, execute, finalize, plan
 
 pytestmark = pytest.mark.slow
 
@@ -59,17 +58,18 @@ class Nodes:
 @pytest.fixture(scope="module")
 def nodes(tiny_cache):
     folder = tempfile.mkdtemp(prefix="ray-t-")
-    saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(RAY_TMPDIR=folder, RAY_USAGE_STATS_ENABLED="0")
-    cluster = Cluster(initialize_head=True, head_node_args={"node_ip_address": IP, "num_cpus": 2})
+    env = pytest.MonkeyPatch()
+    env.setenv("RAY_TMPDIR", folder)
+    env.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    cluster = Cluster(initialize_head=True, head_node_args={"node_ip_address": IP, "num_cpus": 2,
+                                                             "include_dashboard": False})
     try:
         found = Nodes(cluster)
         found.ensure_npu()
         yield found
     finally:
         cluster.shutdown()
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        env.undo()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -153,6 +153,7 @@ def test_a_node_lost_mid_run_costs_only_its_items(nodes):
     assert null_statuses == {Status.CRASHED, Status.UNAVAILABLE}
     crashed = next(r for r in execution.results if r.status is Status.CRASHED)
     assert crashed.node == {"node_id": npu_node}
+    assert schema_error(finalize(request, execution).document) is None
 
 
 def test_a_tampered_model_transfer_is_refused(nodes, tmp_path):
@@ -171,7 +172,7 @@ def test_a_tampered_model_transfer_is_refused(nodes, tmp_path):
         tampered = dataclasses.replace(shipment, files=tuple(
             ShippedFile(f.name, f.sha256, ray.put(b"not the model")) if f is model_file else f
             for f in shipment.files))
-        result = ray.get(_remote_run.options(num_cpus=1).remote(item, tampered, 60),
+        result = ray.get(run_task.options(num_cpus=1).remote(item, tampered, 60),
                          timeout=60)
     finally:
         ray.shutdown()
