@@ -20,7 +20,8 @@ ADDRESS_IP = "127.0.0.2"
 
 def main() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
+        signal.signal(signum, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="ray-try-") as folder:
         os.environ["RAY_TMPDIR"] = folder
         from ray.cluster_utils import Cluster
