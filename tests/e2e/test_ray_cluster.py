@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -185,3 +186,25 @@ def test_a_wrong_address_is_one_line_and_exit_3(tmp_path):
     proc = _bench("--cluster", f"{IP}:1", "-b", "cpu", "--output", str(tmp_path / "r.json"))
     assert proc.returncode == 3
     assert proc.stderr.strip().count("\n") == 0 and "no Ray cluster answers" in proc.stderr
+
+
+def test_ctrl_c_cancels_outstanding_tasks_and_keeps_finished_cells(nodes, tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portable", "bench", "--cluster", nodes.address, "-b", "null",
+         "-o", "null:delay_ms=50", "--scenario", "throughput", "--batch", "1,2,3,4,5,6",
+         "--warmup", "0", "--iterations", "3", "--min-duration", "2", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # wait until some cells are done and others still run
+            if line.startswith("cluster: ") and not line.startswith("cluster: 0/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    document = json.loads(out.read_text())
+    assert document["interrupted"] is True
+    assert 1 <= len(document["results"]) < 6
+    assert all(cell["node"]["node_id"] for cell in document["results"])
