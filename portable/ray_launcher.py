@@ -5,9 +5,8 @@ for one CPU plus its adapter's `Adapter.ray_resources` (or the user's override),
 Ray places it on a node that has the accelerator. On that node the item still runs
 in its own child process with the timeout (`portable.launchers.run_in_child`).
 
-The model travels through Ray's object store (no shared filesystem): its bytes are
-put once per model, written to a temporary folder on the node and checked against
-the sha256 taken on the client before anything loads them.
+The model travels through Ray's object store (`portable.ray_shipping`; no shared
+filesystem), checked by sha256 on the node before anything loads it.
 
 Failure is a result, never a hang: an item whose resources no live node has comes
 back as ``unavailable`` naming them (before submission, and again if the node that
@@ -19,14 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import socket
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +34,7 @@ from portable import environment, registry
 from portable.errors import EXIT_UNAVAILABLE, ModelError, PortableError
 from portable.harness import WorkItem
 from portable.launchers import Launcher, run_in_child
-from portable.modelsource import ModelSource, all_tensors
+from portable.ray_shipping import Shipment, receive, ship
 from portable.records import CellResult, ErrorInfo, Status
 
 log = logging.getLogger(__name__)
@@ -56,6 +53,12 @@ class ClusterUnavailable(PortableError):
 
 
 # --- connection -------------------------------------------------------------------
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__
+
 
 
 def _check_reachable(address: str, timeout_s: float) -> None:
@@ -108,8 +111,8 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         raise ClusterUnavailable(
             f"the Ray cluster at {address} did not accept this client within {timeout_s:g}s")
     if failure:
-        lines = str(failure[0]).strip().splitlines() or [type(failure[0]).__name__]
-        raise ClusterUnavailable(f"cannot join the Ray cluster at {address}: {lines[0]}")
+        raise ClusterUnavailable(f"cannot join the Ray cluster at {address}: "
+                                 f"{_first_line(failure[0])}")
 
 
 # --- resources ----------------------------------------------------------------------
@@ -151,71 +154,6 @@ def task_options(need: Mapping[str, float]) -> dict[str, Any]:
     others = {k: v for k, v in need.items() if k not in ("CPU", "GPU")}
     return {"num_cpus": need.get("CPU", 0), "num_gpus": need.get("GPU", 0),
             "resources": others, "max_retries": 0}
-
-
-# --- the model in the object store -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ShippedFile:
-    name: str
-    """Path relative to the model's folder on the client (and the temporary one on the node)."""
-    sha256: str
-    blob: Any
-    """Ray ObjectRef of the file's bytes."""
-
-
-@dataclass(frozen=True)
-class Shipment:
-    """A model's file, its external-data files and its golden file, in the object store."""
-
-    files: tuple[ShippedFile, ...]
-    model: str
-    golden: str | None
-
-
-def _model_files(model: ModelSource) -> list[Path]:
-    """The ONNX file and the external-data files it names (already checked to stay inside)."""
-    import onnx
-
-    folder = model.path.parent
-    proto = onnx.load(str(model.path), load_external_data=False)
-    names = {next((e.value for e in t.external_data if e.key == "location"), "")
-             for t in all_tensors(proto.graph) if t.data_location == onnx.TensorProto.EXTERNAL}
-    return [model.path, *(folder / name for name in sorted(names) if name)]
-
-
-def ship(model: ModelSource) -> Shipment:
-    """Put the model's files into the object store once, with their digests."""
-    folder = model.path.parent
-    paths = _model_files(model)
-    if model.golden_path is not None:
-        paths.append(model.golden_path)
-    files = []
-    for path in paths:
-        data = path.read_bytes()
-        files.append(ShippedFile(path.relative_to(folder).as_posix(),
-                                 hashlib.sha256(data).hexdigest(), ray.put(data)))
-    golden = model.golden_path.relative_to(folder).as_posix() if model.golden_path else None
-    return Shipment(tuple(files), model.path.name, golden)
-
-
-def receive(shipment: Shipment, folder: Path, model: ModelSource) -> ModelSource:
-    """Write the shipped files under `folder`, refusing any whose sha256 differs from the
-    client's; return `model` pointing at them."""
-    root = folder.resolve()
-    for shipped in shipment.files:
-        target = (root / shipped.name).resolve()
-        if not target.is_relative_to(root):
-            raise ModelError(f"shipped file {shipped.name!r} would land outside its folder")
-        data = ray.get(shipped.blob)
-        if (digest := hashlib.sha256(data).hexdigest()) != shipped.sha256:
-            raise ModelError(f"{shipped.name} arrived with sha256 {digest[:16]}..., expected "
-                             f"{shipped.sha256[:16]}... as sent; refusing to run it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    golden = root / shipment.golden if shipment.golden else None
-    return dataclasses.replace(model, path=root / shipment.model, golden_path=golden)
 
 
 # --- on the node ------------------------------------------------------------------------
@@ -271,11 +209,6 @@ def _head_affinity(nodes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     head = next((n["NodeID"] for n in nodes if HEAD_RESOURCE in n["Resources"]), None)
     return {} if head is None else {
         "scheduling_strategy": NodeAffinitySchedulingStrategy(head, soft=True)}
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else type(exc).__name__
 
 
 class _Run:

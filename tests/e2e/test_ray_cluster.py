@@ -22,7 +22,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from portable.ray_launcher import RayLauncher, ShippedFile, connect, receive, run_task, ship
+from portable.ray_launcher import RayLauncher, connect, run_task
+from portable.ray_shipping import ShippedFile, receive, ship
 from portable.records import Status
 from portable.results import schema_error
 from portable.run import RunRequest, execute, finalize, plan
@@ -57,7 +58,7 @@ class Nodes:
 
 
 @pytest.fixture(scope="module")
-def nodes(tiny_cache):
+def nodes(tiny_export):  # the moe-tiny export, made once through its fixture
     folder = tempfile.mkdtemp(prefix="ray-t-")
     env = pytest.MonkeyPatch()
     env.setenv("RAY_TMPDIR", folder)
