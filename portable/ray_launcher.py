@@ -357,7 +357,9 @@ class RayLauncher(Launcher):
     def launch(self, items: Iterable[WorkItem]) -> Iterator[CellResult]:
         items = list(items)
         needs = [resources_for(item.backend, self.resource_overrides) for item in items]
-        connect(self.address, self.connect_timeout_s)
+        joined = not ray.is_initialized()  # a Python caller may already be a driver
+        if joined:
+            connect(self.address, self.connect_timeout_s)
         run = _Run(items, needs, self.timeout_s, self.on_progress)
         try:
             run.submit()
@@ -370,4 +372,5 @@ class RayLauncher(Launcher):
             run.cancel_all()
             raise
         finally:
-            ray.shutdown()
+            if joined:
+                ray.shutdown()

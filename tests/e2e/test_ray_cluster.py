@@ -18,10 +18,13 @@ import sys
 import tempfile
 import threading
 
+import onnx
 import pytest
 import ray
+from helpers import add_model
 from ray.cluster_utils import Cluster
 
+from portable.modelsource import from_file
 from portable.ray_launcher import RayLauncher, connect, run_task
 from portable.ray_shipping import ShippedFile, receive, ship
 from portable.records import Status
@@ -209,3 +212,20 @@ def test_ctrl_c_cancels_outstanding_tasks_and_keeps_finished_cells(nodes, tmp_pa
     assert document["interrupted"] is True
     assert 1 <= len(document["results"]) < 6
     assert all(cell["node"]["node_id"] for cell in document["results"])
+
+
+def test_a_model_with_external_data_arrives_whole(nodes, tmp_path):
+    sent = tmp_path / "sent"
+    sent.mkdir()
+    model = onnx.load(str(add_model(sent / "add.onnx")))
+    onnx.save(model, str(sent / "add.onnx"), save_as_external_data=True,
+              location="add.bin", size_threshold=0)
+    source = from_file(sent / "add.onnx")
+    connect(nodes.address)
+    try:
+        arrived = receive(ship(source), tmp_path / "arrived", source)
+    finally:
+        ray.shutdown()
+    assert (tmp_path / "arrived" / "add.bin").read_bytes() == (
+        sent / "add.bin").read_bytes()
+    assert from_file(arrived.path).sha256() == source.sha256()  # parses, data in place
