@@ -25,7 +25,7 @@ NOWHERE = ("--cluster", "127.0.0.2:1")
      "cpu is not a --backend"),
     (["--cluster", "nowhere"], "expected auto, HOST:PORT or ray://HOST:PORT"),
 ])
-def test_bad_cluster_options_are_usage_errors(args, message, tiny_cache, tmp_path):
+def test_bad_cluster_options_are_usage_errors(args, message, tiny_export, tmp_path):
     result = CliRunner().invoke(cli, ["bench", "-b", "null", "--model", "moe-tiny",
                                       "--output", str(tmp_path / "r.json"), *args])
     assert result.exit_code == 2, result.output
