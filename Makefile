@@ -12,7 +12,7 @@ setup: $(STAMP)
 # constraints.txt pins torch to the CPU build; pyproject.toml keeps the user-facing range.
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,openvino,analysis,loadgen,hf,iree]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,openvino,analysis,loadgen,hf,iree,ray]'
 	touch $(STAMP)
 
 bench: $(STAMP)

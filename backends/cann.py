@@ -42,6 +42,8 @@ class CannAdapter(OrtAdapter):
     packages = ("onnxruntime-cann",)
     provider = "CANNExecutionProvider"
     device_kind = "npu"
+    ray_resources = {"NPU": 1}
+    """Ray's own name for Ascend NPUs (auto-detected on an Ascend node)."""
     install_hint = HINT
     runtime = ASCEND
     experimental = True

@@ -7,6 +7,7 @@ from portable.kit.stub import VendorStubAdapter
 class DcuAdapter(VendorStubAdapter):
     name = "dcu"
     device_kind = "dcu"
+    ray_resources = {"DCU": 1}
     runtime = VendorRuntime(
         vendor="Hygon DCU",
         device_nodes=("/dev/kfd", "/dev/dri/renderD*"),

@@ -7,6 +7,7 @@ from portable.kit.stub import VendorStubAdapter
 class GcuAdapter(VendorStubAdapter):
     name = "gcu"
     device_kind = "gcu"
+    ray_resources = {"GCU": 1}
     runtime = VendorRuntime(
         vendor="Enflame GCU",
         device_nodes=("/dev/gcu[0-9]*",),

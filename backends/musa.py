@@ -7,6 +7,7 @@ from portable.kit.stub import VendorStubAdapter
 class MusaAdapter(VendorStubAdapter):
     name = "musa"
     device_kind = "musa"
+    ray_resources = {"MUSA": 1}
     runtime = VendorRuntime(
         vendor="Moore Threads MUSA",
         device_nodes=("/dev/mtgpu*",),

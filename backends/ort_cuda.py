@@ -53,6 +53,7 @@ class OrtCudaAdapter(OrtAdapter):
     io_binding_device = "cuda"
     aliases = ("cuda",)
     packages = ("onnxruntime-gpu",)
+    ray_resources = {"GPU": 1}
     provider_option_spec = {
         "device_id": Option("CUDA device index", parse_non_negative_int, 0),
         "gpu_mem_limit": Option("size limit of the device memory arena, bytes",

@@ -7,6 +7,7 @@ from portable.kit.stub import VendorStubAdapter
 class XpuAdapter(VendorStubAdapter):
     name = "xpu"
     device_kind = "xpu"
+    ray_resources = {"XPU": 1}
     runtime = VendorRuntime(
         vendor="Kunlunxin XPU",
         device_nodes=("/dev/xpu[0-9]*",),

@@ -261,6 +261,10 @@ class Adapter(abc.ABC):
     option_spec: ClassVar[Mapping[str, Option]] = {}
     vendor_modules: ClassVar[tuple[str, ...]] = ()
     """Top-level modules of the vendor SDK; importing the adapter's module must not import them."""
+    ray_resources: ClassVar[Mapping[str, float]] = {}
+    """What a Ray task running this backend asks of its node besides one CPU (``{"GPU": 1}``,
+    ``{"NPU": 1}``): Ray's own accelerator names where Ray has one, else a custom resource
+    the cluster's nodes advertise (`ray start --resources`). Empty: any node will do."""
 
     def __init__(self, options: Mapping[str, str] | None = None):
         self.options: dict[str, Any] = self._parse_options(dict(options or {}))

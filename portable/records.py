@@ -156,6 +156,9 @@ class CellResult:
     """Scenario- and model-specific sections (``server``, ``moe``, ``roofline``, ``cost``),
     serialised under their own keys."""
     warnings: list[str] = field(default_factory=list)
+    node: dict[str, Any] | None = None
+    """Where a cluster launcher ran the item: ``{"node_id": ..., "environment": {...}}``
+    (`portable.environment.capture` on that node); None for a local run."""
     outputs: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
     """The first run's outputs, for the cross-backend check; never serialised."""
 
@@ -210,6 +213,7 @@ class CellResult:
             "cross_parity": self.cross_parity,
             "energy": self.energy,
             "conditions": self.conditions,
+            "node": self.node,
         }
         cell.update({key: value for key, value in optional.items() if value is not None})
         cell.update(self._compile_fields())

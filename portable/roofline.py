@@ -105,9 +105,9 @@ def roofline(cost: Mapping[str, float], calibration: Mapping[str, Any],
 def annotate(results: list[CellResult], config: Mapping[str, Any] | None) -> str | None:
     """Add ``roofline`` to each ok latency/throughput result of a reference model.
 
-    Only results that ran on the device the calibration measured (this machine's CPU)
-    are annotated, and the roofline names that device. Returns why no result got one,
-    when that is worth telling the user.
+    Only results that ran on the device the calibration measured (this machine's CPU,
+    not a cluster node's) are annotated, and the roofline names that device. Returns
+    why no result got one, when that is worth telling the user.
     """
     if not config:
         return None  # a user's ONNX file: no config to count bytes and FLOPs from
@@ -115,7 +115,8 @@ def annotate(results: list[CellResult], config: Mapping[str, Any] | None) -> str
     if calibration is None:
         return "no roofline figures: run `portable calibrate` once on this machine"
     for result in results:
-        on_device = result.device is not None and result.device.device == CALIBRATED_DEVICE
+        on_device = (result.device is not None and result.device.device == CALIBRATED_DEVICE
+                     and result.node is None)  # a cluster node is another machine
         if result.ok and on_device and "server" not in result.extras:  # server p50 queues
             cost = reference.cost(config, result.batch, result.seq)
             if cost is not None:

@@ -14,7 +14,7 @@ from portable.commands import preset_options, progress_bar, stderr
 from portable.commands.params import FiniteFloat, SafePath
 from portable.commands.runopts import (
     build_request,
-    launcher,
+    launcher_for,
     report_result,
     run_options,
     settings_from,
@@ -186,14 +186,15 @@ def command(model: str, overrides: tuple[str, ...], dispatch: str | None,
                              iterations=iterations,
                              min_duration_s=min_duration, max_duration_s=max_duration,
                              rate=rate, p99_bound_ms=p99_bound_ms, find_peak=find_peak)
+    chosen = launcher_for(params, on_progress=None if as_json else stderr)
     request = build_request("bench", model, params,
                             lambda: resolve(model, overrides, dispatch, progress=stderr,
                                             with_past=generating, precision=precision),
                             settings,
                             scenario=scenario, batches=batches or (), price_per_hour=price_per_hour)
     items = plan(request)
-    with progress_bar(len(items), quiet=as_json) as advance:
-        execution = execute(items, launcher(params["isolate"], params["timeout"]),
+    with progress_bar(len(items), quiet=as_json or params["cluster"] is not None) as advance:
+        execution = execute(items, chosen,
                             on_start=lambda item: advance(item.label()), on_result=report_result)
     if execution.interrupted:
         stderr(f"interrupted: keeping {len(execution.results)} of {len(items)} completed cells")

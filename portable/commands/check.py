@@ -13,7 +13,7 @@ import click
 from portable import errors, registry
 from portable.commands import stderr
 from portable.commands.params import SafePath
-from portable.commands.runopts import build_request, launcher, run_options, settings_from
+from portable.commands.runopts import build_request, launcher_for, run_options, settings_from
 
 
 def _rows(cells: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -112,11 +112,12 @@ def command(model: str, batch: int, seq: int, reference_model: Path | None, as_j
                                "(or a --reference-model)")
     settings = settings_from(params, batch=batch, seq=seq, warmup=0, iterations=1,
                              min_duration_s=0.0)
+    chosen = launcher_for(params, on_progress=stderr)
     request = build_request("check", model, params, lambda: resolve(model, progress=stderr),
                             settings)
     original = resolve(str(reference_model)) if reference_model else None
     items = plan_against(request, original) if original else plan(request)
-    execution = execute(items, launcher(params["isolate"], params["timeout"]),
+    execution = execute(items, chosen,
                         on_start=lambda item: stderr(f"check {item.backend} · "
                                                      f"{item.model.name} ..."))
     outcome = (finalize_against(request, original, execution) if original

@@ -6,13 +6,14 @@ pipeline itself lives in the core (`portable.run`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from portable import registry, scenarios
-from portable.commands import BackendOption, split_backend_options, stderr
+from portable import errors, registry, scenarios
+from portable.commands import BackendOption, CliError, split_backend_options, stderr
 from portable.commands.inputopts import input_options, input_spec, preflight, save_run_inputs
 from portable.commands.params import FiniteFloat, Seed, Threads
 from portable.launchers import InlineLauncher, Launcher, ProcessLauncher
@@ -47,6 +48,14 @@ def run_options(default_backends: tuple[str, ...] = ()) -> Callable[..., Any]:
         click.option("--isolate/--no-isolate", default=True, show_default=True,
                      help="Run each backend in its own process (a crash or hang costs one row). "
                           "--no-isolate runs in this process, without a timeout."),
+        click.option("--cluster", metavar="ADDRESS", default=None,
+                     help="Run each cell as a task on a Ray cluster (auto, HOST:PORT of its "
+                          "head, or ray://HOST:PORT), on a node with the backend's accelerator. "
+                          "Needs pip install 'portable[ray]'."),
+        click.option("--cluster-resources", "cluster_resources", multiple=True,
+                     type=ResourceOverride(), metavar="BACKEND=JSON",
+                     help="With --cluster: the Ray resources a backend's tasks ask for besides "
+                          "one CPU, e.g. cann='{\"NPU\": 1}'. Repeatable."),
     ]
 
     def apply(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,9 +66,59 @@ def run_options(default_backends: tuple[str, ...] = ()) -> Callable[..., Any]:
     return apply
 
 
-def launcher(isolate: bool, timeout: float | None) -> Launcher:
-    """A child process per item with a timeout, or this process (which refuses a timeout)."""
-    return ProcessLauncher(timeout or DEFAULT_TIMEOUT_S) if isolate else InlineLauncher(timeout)
+class ResourceOverride(click.ParamType):
+    """`--cluster-resources BACKEND=JSON`: a backend's Ray resources, e.g. null={"NPU": 1}."""
+
+    name = "BACKEND=JSON"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, dict[str, float]]:
+        if isinstance(value, tuple):
+            return value
+        backend, sep, text = str(value).partition("=")
+        try:
+            request = json.loads(text) if sep and backend.strip() else None
+        except json.JSONDecodeError as exc:
+            self.fail(f"{value!r}: the resources are not JSON ({exc})", param, ctx)
+        valid = isinstance(request, dict) and all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            and v >= 0 for k, v in request.items())
+        if not valid:
+            self.fail(f"{value!r}: expected BACKEND={{\"RESOURCE\": AMOUNT, ...}} with amounts "
+                      ">= 0", param, ctx)
+        return registry.canonical_name(backend.strip()), {k: float(v) for k, v in request.items()}
+
+
+def launcher(isolate: bool, timeout: float | None, cluster: str | None = None,
+             cluster_resources: Sequence[tuple[str, dict[str, float]]] = (),
+             on_progress: Callable[[str], None] | None = None) -> Launcher:
+    """A child process per item with a timeout, this process (which refuses a timeout), or,
+    with `cluster`, a Ray task per item (each in a child process on its node)."""
+    if cluster is None:
+        if cluster_resources:
+            raise click.UsageError("--cluster-resources needs --cluster")
+        return ProcessLauncher(timeout or DEFAULT_TIMEOUT_S) if isolate else InlineLauncher(timeout)
+    if not isolate:
+        raise click.UsageError("--cluster runs every cell in its own process on its node; "
+                               "drop --no-isolate")
+    try:
+        from portable.ray_launcher import RayLauncher
+    except ImportError:
+        raise CliError("--cluster needs Ray: pip install 'portable[ray]'",
+                       errors.EXIT_UNAVAILABLE) from None
+    return RayLauncher(cluster, timeout or DEFAULT_TIMEOUT_S, dict(cluster_resources),
+                       on_progress)
+
+
+def launcher_for(params: dict[str, Any], on_progress: Callable[[str], None] | None
+                     ) -> Launcher:
+    """`launcher` for the run options in `params` (what `bench` and `check` call)."""
+    backends = {registry.canonical_name(name) for name in params["backend_names"]}
+    for name, _ in params["cluster_resources"]:
+        if name not in backends:
+            raise click.BadParameter(f"{name} is not a --backend of this run",
+                                     param_hint="--cluster-resources")
+    return launcher(params["isolate"], params["timeout"], params["cluster"],
+                    params["cluster_resources"], on_progress)
 
 
 def backend_specs(names: Sequence[str], option_items: Sequence[str]) -> tuple[BackendSpec, ...]:

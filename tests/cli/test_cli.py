@@ -87,12 +87,13 @@ def test_backends_lists_builtin_and_known_stacks(runner):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["backends"], ["bench", "--help"]])
-def test_fast_paths_do_not_import_torch(args):
+def test_fast_paths_do_not_import_torch_or_ray(args):
     code = (
         "import sys\n"
         "from portable.cli import cli\n"
         f"try:\n    cli({args!r})\nexcept SystemExit:\n    pass\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
