@@ -52,16 +52,24 @@ from .moe import KVCacheDecoder, Router, build_model
 log = logging.getLogger(__name__)
 
 GOLDEN_BATCH, GOLDEN_SEQ = 4, 64
+GENERATION_PROMPT = (2, 16)
 INPUT_NAME = "input_ids"
 OUTPUT_NAMES = ("logits", "expert_ids")
 
 
-def golden_input_ids(config: MoEConfig) -> np.ndarray:
+def golden_input_ids(config: MoEConfig, batch: int = GOLDEN_BATCH,
+                     seq: int = GOLDEN_SEQ) -> np.ndarray:
     """Deterministic int64 [4, 64] token ids in [0, vocab_size), derived from the seed.
 
     256 positions, so agreement fractions in reduced-precision parity mean something."""
     rng = np.random.default_rng([config.seed, 0x601DE7])
-    return rng.integers(0, config.vocab_size, size=(GOLDEN_BATCH, GOLDEN_SEQ), dtype=np.int64)
+    return rng.integers(0, config.vocab_size, size=(batch, seq), dtype=np.int64)
+
+
+def generation_prompt_ids(config: MoEConfig) -> np.ndarray:
+    """The golden generation's prompt, int64 [2, 16] from the same seed: the preset seeds
+    were chosen for a clear top-1/top-2 margin at every greedy step after this prompt."""
+    return golden_input_ids(config, *GENERATION_PROMPT)
 
 
 def _no_cache_program(config: MoEConfig) -> tuple[torch.nn.Module, tuple, dict]:
@@ -200,9 +208,9 @@ def write_golden(config: MoEConfig, path: Path, with_past: bool = False) -> Path
     holds each MoE layer's selection scores (gate scores plus the selection-only bias, the
     values top-k chose by), so reduced-precision parity can tell a routing flip at a near-tie
     from a real error. It is not a model output: `ModelSource.golden()` ignores it. With
-    past: the prefill step's inputs (past length 0) and outputs.
+    past: the prefill step of the generation prompt (past length 0), inputs and outputs.
     """
-    ids = golden_input_ids(config)
+    ids = generation_prompt_ids(config) if with_past else golden_input_ids(config)
     model = build_model(config)
     if with_past:
         feeds = prefill_feeds(config, ids)
@@ -243,9 +251,9 @@ def write_golden(config: MoEConfig, path: Path, with_past: bool = False) -> Path
 
 
 def write_generation(config: MoEConfig, path: Path) -> Path:
-    """The golden greedy generation as `generation.npz`: `prompt_ids` [2, 16] (the golden
-    inputs), `token_ids` and `margins` [2, GOLDEN_GEN_LEN], `min_margin` (a scalar)."""
-    prompt = golden_input_ids(config)
+    """The golden greedy generation as `generation.npz`: `prompt_ids` [2, 16]
+    (`generation_prompt_ids`), `token_ids` and `margins` [2, GOLDEN_GEN_LEN], `min_margin`."""
+    prompt = generation_prompt_ids(config)
     tokens, margins = greedy_generate(build_model(config), prompt, GOLDEN_GEN_LEN)
     with open(path, "wb") as f:
         np.savez(f, prompt_ids=prompt, token_ids=tokens, margins=margins,
@@ -290,6 +298,7 @@ __all__ = [
     "ensure_exported",
     "export_key",
     "export_onnx",
+    "generation_prompt_ids",
     "golden_input_ids",
     "load_config_from_onnx",
     "load_generation",

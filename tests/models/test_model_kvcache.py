@@ -13,10 +13,10 @@ from portable.adapter import SessionConfig
 from portable.generation import DecoderSpec, generate, token_parity
 from portable.models import get_preset
 from portable.models.cache import export_key
-from portable.models.export import ensure_exported, golden_input_ids, load_generation
+from portable.models.export import ensure_exported, generation_prompt_ids, load_generation
 from portable.models.kvcache import GOLDEN_GEN_LEN, greedy_generate, prefill_feeds
 from portable.models.moe import build_model
-from portable.ort import CPU_PROVIDER, IoDevice, OrtSession
+from portable.kit.ort import CPU_PROVIDER, IoDevice, OrtSession
 
 #: The smallest top-1/top-2 margin of every preset's golden greedy path is above this
 #: (moe-tiny 0.018, moe-small 0.019, moe-base 0.016): far above float32 error (~1e-6).
@@ -66,7 +66,7 @@ def _signature(exported):
 
 
 def test_golden_generation_is_eager_greedy_with_a_clear_margin(golden, tiny_config):
-    np.testing.assert_array_equal(golden["prompt_ids"], golden_input_ids(tiny_config))
+    np.testing.assert_array_equal(golden["prompt_ids"], generation_prompt_ids(tiny_config))
     assert golden["token_ids"].shape == golden["margins"].shape == (2, GOLDEN_GEN_LEN)
     assert float(golden["min_margin"]) == pytest.approx(golden["margins"].min())
     assert golden["min_margin"] > CLEAR_MARGIN
@@ -76,7 +76,7 @@ def test_golden_generation_is_eager_greedy_with_a_clear_margin(golden, tiny_conf
 @pytest.mark.parametrize("preset", ["moe-small", "moe-base"])
 def test_larger_presets_have_a_clear_greedy_margin(preset):
     config = get_preset(preset)
-    _, margins = greedy_generate(build_model(config), golden_input_ids(config), GOLDEN_GEN_LEN)
+    _, margins = greedy_generate(build_model(config), generation_prompt_ids(config), GOLDEN_GEN_LEN)
     assert margins.min() > CLEAR_MARGIN
 
 

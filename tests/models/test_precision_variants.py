@@ -149,7 +149,7 @@ def test_quantized_user_model_against_its_original(tiny_export, tmp_path):
 def test_export_cli_writes_a_variant(tiny_export, tmp_path):
     out = tmp_path / "tiny-int4.onnx"
     result = CliRunner().invoke(cli, ["export", "--preset", "moe-tiny", "--precision", "int4",
-                                       "-o", str(out)])
+                                       "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert from_file(out).precision == "int4"
     assert "router_scores" in from_file(out).golden_reference()
