@@ -27,9 +27,9 @@ import onnxruntime as ort
 from portable import registry
 from portable.adapter import SessionConfig
 from portable.generation import DecoderSpec, GenerationRun, generate, token_parity
+from portable.kit.ort import CPU_PROVIDER, IoDevice, OrtSession
 from portable.models.config import get_preset
 from portable.models.export import ensure_exported
-from portable.ort import CPU_PROVIDER, IoDevice, OrtSession
 
 
 def bare_ort_loop(sess: ort.InferenceSession, prompt: np.ndarray, gen_len: int,

@@ -11,12 +11,12 @@ import pytest
 from portable import registry
 from portable.adapter import SessionConfig
 from portable.generation import DecoderSpec, generate, token_parity
+from portable.kit.ort import CPU_PROVIDER, IoDevice, OrtSession
 from portable.models import get_preset
 from portable.models.cache import export_key
 from portable.models.export import ensure_exported, generation_prompt_ids, load_generation
 from portable.models.kvcache import GOLDEN_GEN_LEN, greedy_generate, prefill_feeds
 from portable.models.moe import build_model
-from portable.kit.ort import CPU_PROVIDER, IoDevice, OrtSession
 
 #: The smallest top-1/top-2 margin of every preset's golden greedy path is above this
 #: (moe-tiny 0.018, moe-small 0.019, moe-base 0.016): far above float32 error (~1e-6).
