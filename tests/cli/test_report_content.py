@@ -100,3 +100,9 @@ def test_everything_from_a_result_file_is_escaped(tmp_path):
     assert "&lt;script&gt;m&lt;/script&gt;" in page and "no *runtime* &lt;b&gt;" in page
     text = _report(tmp_path, document)
     assert "<script>" not in text and "cann\\|x: unavailable: no \\*runtime\\*" in text
+
+
+def test_quotes_in_markdown_read_as_quotes(tmp_path):
+    document = result_document({("it's", 1): latencies(1.0)})
+    text = _report(tmp_path, document)
+    assert "| it's |" in text and "&\\#x27;" not in text
