@@ -31,7 +31,9 @@ def markup(value: Any) -> str:
 
 def markdown(value: Any) -> str:
     """`value` for a Markdown table cell: HTML escaped, Markdown syntax and pipes neutralised."""
-    text = html.escape(terminal(value).replace("\n", " "))
+    # quote=False: quotes are harmless in a table cell, and their entities (&#x27;) would
+    # have their '#' escaped below and show as text
+    text = html.escape(terminal(value).replace("\n", " "), quote=False)
     return _MARKDOWN.sub(r"\\\1", text)
 
 

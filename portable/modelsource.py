@@ -108,6 +108,7 @@ class ModelSource:
             "golden": self.golden_path is not None,
             "config": self.reference_config,
             "precision": self.precision,
+            "size_bytes": self.path.stat().st_size,
         }
 
 

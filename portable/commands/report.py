@@ -20,12 +20,16 @@ SUFFIXES = (".html", ".md")
               help="report.html (one self-contained page) or report.md (PNGs beside it). "
                    "No short form: -o means --option in every command.")
 def command(files: tuple[Path, ...], output: Path) -> None:
-    """Render result files as a report: a table of every cell and plots.
+    """Render result files as a report: what each run was, a summary with each
+    backend's speedup against the file's first backend, generation and precision
+    tables where the runs have them, every cell with a short status, and plots.
 
-    Plots: latency distribution per backend, throughput vs batch (for a sweep),
-    MoE scaling across model sizes and expert load (for reference models), and
-    parity against the PyTorch reference. Every file is checked against the
-    result schema before anything is written.
+    Each file is one run (#1, #2, ... in the order given), so repeated runs stay
+    apart. Backends that could not run here are listed once with the reason.
+    Plots, per scenario: latency distribution, throughput vs batch (for a sweep),
+    server p99 per trial rate (--find-peak), generation tokens/s vs TPOT (for a
+    batch list); then MoE scaling, expert load (one plot per model) and parity.
+    Every file is checked against the result schema before anything is written.
 
     \b
     Examples:
@@ -43,7 +47,7 @@ def command(files: tuple[Path, ...], output: Path) -> None:
     from portable.report import write_report
 
     try:
-        written = write_report(documents, output)
+        written = write_report(documents, output, [path.name for path in files])
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}", errors.EXIT_USAGE) from None
     stderr(f"report: {written[0]}" + (f" (+{len(written) - 1} images)" if len(written) > 1 else ""))

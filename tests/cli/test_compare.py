@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import latencies, result_document
+from report_docs import generate_document, precision_document
 
 from portable.cli import cli
 from portable.results import write_atomic
@@ -93,3 +94,67 @@ def test_another_schema_version_is_refused(tmp_path):
 def test_bad_threshold_is_a_usage_error(tmp_path, bad):
     base, new = _files(tmp_path, {("cpu", 1): latencies(10)}, {("cpu", 1): latencies(10)})
     assert _compare(base, new, "--threshold", bad).exit_code == 2
+
+
+def test_the_table_shows_base_and_new_values_beside_the_change(tmp_path):
+    base, new = _files(tmp_path, {("cpu", 1): latencies(10, seed=1)},
+                       {("cpu", 1): latencies(12, seed=2)})
+    result = _compare(base, new)
+    cell = _verdicts(_compare(base, new, "--json"))[("cpu", 1)]
+    p50 = cell["figures"]["p50_ms"]
+    assert p50["base"] == pytest.approx(10, rel=0.02) and p50["new"] == pytest.approx(12, rel=0.02)
+    assert f"{p50['base']:.3f} → {p50['new']:.3f} ({p50['change']:+.1%})" in result.stdout
+    rate = cell["figures"]["samples_per_s"]
+    assert f"{rate['base']:.1f} → {rate['new']:.1f}" in result.stdout
+
+
+def _with_scenario(document, scenario):
+    document["settings"]["scenario"] = scenario
+    for cell in document["results"]:
+        cell["scenario"] = scenario
+    return document
+
+
+@pytest.mark.parametrize("args", [["--json"], []])
+def test_a_latency_run_against_a_throughput_run_compares_nothing(tmp_path, args):
+    base = write_atomic(tmp_path / "base.json", result_document({("cpu", 1): latencies(10)}))
+    new = write_atomic(tmp_path / "new.json", _with_scenario(
+        result_document({("cpu", 1): latencies(10)}), "throughput"))
+    result = _compare(str(base), str(new), *args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "different scenarios (latency vs throughput)" in result.output
+
+
+def test_files_without_a_matching_cell_compare_nothing(tmp_path):
+    base, new = _files(tmp_path, {("cpu", 1): latencies(10)}, {("cpu", 4): latencies(10)})
+    result = _compare(base, new)
+    assert result.exit_code == 2 and "no cell of NEW matches a cell of BASE" in result.output
+
+
+def test_generate_cells_compare_ttft_tpot_and_output_tokens_per_s(tmp_path):
+    base = write_atomic(tmp_path / "base.json",
+                        generate_document({("ort-cpu", 1): (5.0, 1.0)}))
+    new = write_atomic(tmp_path / "new.json",
+                       generate_document({("ort-cpu", 1): (5.0, 1.5)}, ort_cpu=0.5))
+    result = _compare(str(base), str(new), "--json")
+    figures = json.loads(result.stdout)["cells"][0]["figures"]
+    assert figures["tpot_p50_ms"]["new"] / figures["tpot_p50_ms"]["base"] == pytest.approx(1.5)
+    assert figures["ttft_p50_ms"]["change"] == pytest.approx(0.0)
+    assert figures["output_tokens_per_s"]["change"] < -0.2
+    assert figures["token_match"] == {"base": 1.0, "new": 0.5, "change": -0.5}
+    table = _compare(str(base), str(new)).stdout
+    assert "TTFT p50 ms" in table and "TPOT p50 ms" in table
+    assert "100.0% → 50.0% (-50.0 pt)" in table
+
+
+def test_precision_agreement_change_is_shown_and_a_failing_verdict_regresses(tmp_path):
+    base_doc = precision_document("int8", 2.0, 1 << 20, expert=0.99, top1=0.995)
+    new_doc = precision_document("int8", 2.0, 1 << 20, expert=0.95, top1=0.97, seed=1)
+    new_doc["results"][0]["parity"]["precision"]["passed"] = False
+    base = write_atomic(tmp_path / "base.json", base_doc)
+    new = write_atomic(tmp_path / "new.json", new_doc)
+    result = _compare(str(base), str(new))
+    assert result.exit_code == 1, result.output
+    assert "99.0% → 95.0% (-4.0 pt)" in result.stdout  # expert agreement
+    assert "99.5% → 97.0% (-2.5 pt)" in result.stdout  # top-1 agreement
+    assert "precision verdict pass -> FAIL" in result.stdout

@@ -47,12 +47,14 @@ def test_html_report_renders_its_plots_in_chromium(sweep_result, tmp_path):
     assert result.exit_code == 0, result.output
     html = page.read_text()
     assert html.count('src="data:image/png;base64,') == 2  # latency + throughput, embedded
-    assert "unavailable" in html and "openvino" in html
+    assert "cann: unavailable: unavailable" in html and "openvino" in html
+    assert "<h2>Summary</h2>" in html and "vs ort-cpu" in html
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120)
-    assert 'id="plot-latency"' in dom.stdout and 'id="plot-throughput"' in dom.stdout
+    assert 'id="plot-latency-latency"' in dom.stdout
+    assert 'id="plot-throughput-latency"' in dom.stdout
     shot = tmp_path / "shot.png"
     subprocess.run([*base, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
@@ -66,9 +68,11 @@ def test_markdown_report_links_images_beside_it(sweep_result, tmp_path):
     result = CliRunner().invoke(cli, ["report", str(sweep_result), "--output", str(page)])
     assert result.exit_code == 0, result.output
     text = page.read_text()
-    assert "![Latency distribution per backend](report_files/latency.png)" in text
-    assert "| ort-cpu |" in text and "unavailable" in text
-    assert (page.parent / "report_files" / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+    assert ("![latency scenario: latency distribution (median marked)]"
+            "(report_files/latency-latency.png)") in text
+    assert "| ort-cpu |" in text and "- cann: unavailable: unavailable" in text
+    png = page.parent / "report_files" / "throughput-latency.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_output_and_bad_inputs_write_nothing(sweep_result, tmp_path):

@@ -95,3 +95,10 @@ def test_a_golden_file_without_outputs_means_no_golden_parity(tmp_path):
     np.savez(tmp_path / "m.golden.npz", **{"input.x": np.zeros((1, 4), np.float32)})
     source = resolve(str(path))
     assert source.golden_path is not None and source.golden() is None
+
+
+def test_the_result_records_the_models_size_on_disk(tmp_path):
+    path = add_model(tmp_path / "add.onnx")
+    recorded = resolve(str(path)).to_dict()
+    assert recorded["size_bytes"] == path.stat().st_size > 0
+    assert recorded["precision"] == "fp32"
