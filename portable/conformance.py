@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portable.childexit import describe_exit
 from portable.errors import condense_message
 
 PASSED, FAILED, NOT_RUN, CRASHED, UNSUPPORTED = (
@@ -186,13 +186,6 @@ def child_main(stage: str, folder: str) -> None:
 
 
 # -- the parent: starts a stage, watches its events, records deaths ---------------------------
-def _signal_name(code: int) -> str:
-    try:
-        return signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"
-
-
 def _read_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     if not path.exists():
         return [], offset
@@ -241,8 +234,7 @@ def run_stage(stage: str, folder: Path, timeout_s: float) -> tuple[dict[str, Cla
             proc.kill()
             proc.wait()
     if proc.returncode != 0:
-        how = (f"killed by {_signal_name(proc.returncode)}" if proc.returncode < 0
-               else f"exited with code {proc.returncode}")
+        how = describe_exit(proc.returncode)
         unfinished = current is not None and current[0] not in clauses
         name = current[0] if unfinished else f"the {stage} runner"
         clauses[name] = Clause(name, CRASHED, f"the process running this case was {how}")

@@ -15,7 +15,7 @@ from typing import Any
 from portable import registry
 from portable.adapter import OpCoverage, TensorSpec
 from portable.errors import PortableError, UnsupportedModel
-from portable.modelsource import all_tensors
+from portable.modelsource import all_graphs, all_tensors
 from portable.signature import signature_of
 
 
@@ -57,16 +57,8 @@ class ModelSummary:
 
 
 def _nodes(graph: Any) -> Iterator[Any]:
-    import onnx
-
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _nodes(sub)
+    for each in all_graphs(graph):
+        yield from each.node
 
 
 def _tensor_size(tensor: Any) -> tuple[int, int]:

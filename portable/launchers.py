@@ -16,13 +16,13 @@ from __future__ import annotations
 import abc
 import contextlib
 import multiprocessing
-import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
+from portable.childexit import describe_exit
 from portable.errors import PortableError
 from portable.harness import WorkItem, error_info, run_work_item
 from portable.records import CellResult, ErrorInfo, Status
@@ -70,13 +70,6 @@ def _child(item: WorkItem, conn: Connection) -> None:
         conn.close()
 
 
-def _signal_name(exitcode: int) -> str:
-    try:
-        return signal.Signals(-exitcode).name
-    except ValueError:
-        return f"signal {-exitcode}"
-
-
 @contextlib.contextmanager
 def _main_not_reimported() -> Iterator[None]:
     """Start children without re-running the caller's script in them.
@@ -121,8 +114,7 @@ def run_in_child(item: WorkItem, timeout_s: float) -> CellResult:
         return item.empty_result().fail(Status.TIMEOUT, ErrorInfo(
             "Timeout", f"no result after {timeout_s:g}s; the child process was killed",
             "raise --timeout, or check the backend for a hang"))
-    how = (f"killed by {_signal_name(proc.exitcode)}" if proc.exitcode < 0
-           else f"exited with code {proc.exitcode}")
+    how = describe_exit(proc.exitcode)
     return item.empty_result().fail(Status.CRASHED, ErrorInfo(
         "Crash", f"the backend's process {how} before reporting a result",
         "run with --no-isolate --debug to see where"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -20,6 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from portable import registry
+from portable.childexit import describe_exit
 from portable.errors import PortableError
 
 ENV_TIMEOUT = "PORTABLE_PROBE_TIMEOUT"
@@ -117,16 +117,7 @@ def run_in_child(func: Callable[..., Any], args: Sequence[Any],
         receiver.close()
     if kind == "timeout":
         return None, f"did not answer within {timeout:g}s (killed)"
-    return None, f"killed its process ({_how(proc.exitcode)})"
-
-
-def _how(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"by signal {-exitcode}"
-    return f"exit code {exitcode}"
+    return None, f"killed its process ({describe_exit(proc.exitcode)})"
 
 
 def _child(func: Callable[..., Any], args: tuple[Any, ...], conn: Connection) -> None:
