@@ -117,7 +117,7 @@ def run_in_child(func: Callable[..., Any], args: Sequence[Any],
         receiver.close()
     if kind == "timeout":
         return None, f"did not answer within {timeout:g}s (killed)"
-    return None, f"killed its process ({describe_exit(proc.exitcode)})"
+    return None, f"its process {describe_exit(proc.exitcode)}"
 
 
 def _child(func: Callable[..., Any], args: tuple[Any, ...], conn: Connection) -> None:
