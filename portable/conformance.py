@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portable.childexit import describe_exit
+from portable.childproc import describe_exit
 from portable.errors import condense_message
 
 PASSED, FAILED, NOT_RUN, CRASHED, UNSUPPORTED = (

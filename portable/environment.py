@@ -39,6 +39,11 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def usable_cores() -> int | None:
+    """Cores this process may run on (its affinity), where the platform says."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def capture(packages: Sequence[str] = ()) -> dict[str, Any]:
     versions = {name: package_version(name) for name in dict.fromkeys((*PACKAGES, *packages))}
     return {
@@ -46,7 +51,7 @@ def capture(packages: Sequence[str] = ()) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "usable_cores": usable_cores(),
         "python": platform.python_version(),
         "portable": portable.__version__,
         "packages": {k: v for k, v in versions.items() if v is not None},

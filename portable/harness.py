@@ -30,6 +30,7 @@ import numpy as np
 from portable import reference, registry
 from portable.adapter import Adapter, Session
 from portable.energy import EnergyMeter
+from portable.environment import usable_cores
 from portable.errors import (
     BackendUnavailable,
     InputError,
@@ -239,7 +240,7 @@ def _load_average() -> float:
 
 def _record_conditions(result: CellResult, threads: int | None, load_average: float) -> None:
     """The threads the runtime used and how busy the machine was while the scenario ran."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores() or os.cpu_count()
     result.conditions = {"threads": threads, "load_average_1m": load_average,
                          "usable_cores": cores}
     result.warnings.extend(w for w in (load_warning(load_average, cores or 1),) if w)

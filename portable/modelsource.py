@@ -85,11 +85,17 @@ class ModelSource:
             raise ModelError(f"{self.golden_path}: unreadable golden file ({exc})") from None
 
     def sha256(self) -> str:
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        """The file's digest, read once per instance: it is pickled with the instance, so
+        work items planned from one source do not each re-read a large model."""
+        cached = self.__dict__.get("_sha256")
+        if cached is None:
+            digest = hashlib.sha256()
+            with open(self.path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            cached = digest.hexdigest()
+            object.__setattr__(self, "_sha256", cached)  # frozen: a cache, not a field
+        return cached
 
     def recorded_path(self) -> str:
         """The path as a result file records it: a cached export as ``<cache>/...``."""

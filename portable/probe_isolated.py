@@ -10,16 +10,12 @@ Nothing is cached, so a fixed plugin shows as fixed on the next run.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from multiprocessing.connection import Connection
-from typing import Any
 
 from portable import registry
-from portable.childexit import describe_exit
+from portable.childproc import DIED, OK, RAISED, TIMEOUT, call_in_child
 from portable.errors import PortableError
 
 ENV_TIMEOUT = "PORTABLE_PROBE_TIMEOUT"
@@ -73,9 +69,11 @@ def probe(name: str, timeout: float | None = None) -> ProbeReport:
     if not is_third_party(name):
         return probe_here(name)
     limit = timeout if timeout is not None else timeout_s()
-    report, failure = run_in_child(probe_here, (name,), limit)
-    if report is not None:
-        return report
+    outcome = call_in_child(probe_here, (name,), limit)
+    if outcome.kind == OK:
+        return outcome.value
+    failure = {RAISED: f"raised {outcome.detail}", TIMEOUT: f"did not answer within {limit:g}s",
+               DIED: f"died: its process {outcome.detail}"}[outcome.kind]
     return ProbeReport(registry.BackendStatus(
         name, True, False, reason=f"broken plugin: its probe {failure}",
         hint="report it to the plugin's vendor; set PORTABLE_BACKENDS to skip it"))
@@ -85,45 +83,3 @@ def survey(include_hidden: bool = False) -> list[registry.BackendStatus]:
     """`registry.survey`, with third-party adapters probed in child processes."""
     rows = [probe(name).status for name in registry.installed_names()]
     return [row for row in rows if include_hidden or not row.hidden]
-
-
-def run_in_child(func: Callable[..., Any], args: Sequence[Any],
-                 timeout: float) -> tuple[Any, str]:
-    """``(func(*args), "")`` from a spawned child, or ``(None, what went wrong)``.
-
-    `func` must be importable by name. The child is killed after `timeout` seconds.
-    """
-    ctx = multiprocessing.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(func, tuple(args), sender), daemon=True)
-    proc.start()
-    sender.close()
-    try:
-        if receiver.poll(timeout):
-            try:
-                kind, value = receiver.recv()
-            except (EOFError, OSError):
-                kind, value = "died", None
-            if kind == "ok":
-                return value, ""
-            if kind == "raised":
-                return None, f"raised {value}"
-        else:
-            kind = "timeout"
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
-        receiver.close()
-    if kind == "timeout":
-        return None, f"did not answer within {timeout:g}s (killed)"
-    return None, f"its process {describe_exit(proc.exitcode)}"
-
-
-def _child(func: Callable[..., Any], args: tuple[Any, ...], conn: Connection) -> None:
-    try:
-        conn.send(("ok", func(*args)))
-    except BaseException as exc:  # noqa: BLE001 - whatever it is, the parent reports it
-        conn.send(("raised", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()

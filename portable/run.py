@@ -87,6 +87,7 @@ def plan(request: RunRequest, keep_outputs: bool | None = None) -> list[WorkItem
     """One work item per backend × batch size, backends in the order given; outputs are
     kept for comparison when several backends run (or when `keep_outputs` says so)."""
     keep = len(request.backends) > 1 if keep_outputs is None else keep_outputs
+    request.model.sha256()  # hashed once here; every item (and the document) reuses it
     return [
         WorkItem(spec.name, dict(spec.options), request.model,
                  dataclasses.replace(request.settings, batch=size), request.scenario,
