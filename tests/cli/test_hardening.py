@@ -203,7 +203,6 @@ def test_compare_prints_hostile_names_as_text(runner, hostile_result):
 
 
 def test_markdown_report_neutralises_html_and_pipes(runner, hostile_result, tmp_path):
-    pytest.importorskip("matplotlib")
     out = tmp_path / "report.md"
     result = invoke(runner, "report", str(hostile_result), "--output", str(out))
     assert result.exit_code == 0, result.output
@@ -319,7 +318,6 @@ def test_a_model_the_runtime_rejects_is_unsupported_exit_3_quietly(runner, tmp_p
 # -- item 11: settings LoadGen cannot measure -----------------------------------------------
 
 def test_server_scenario_without_a_timed_window_is_a_usage_error(runner):
-    pytest.importorskip("mlperf_loadgen")
     result = invoke(runner, "bench", "--scenario", "server", "--iterations", "1",
                     "--min-duration", "0")
     assert_one_line_error(result, 2, "--scenario server needs --min-duration > 0")

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import transformers  # `make test` installs the hf extra: missing, it fails, never skips
 
 from portable import registry
 from portable.adapter import SessionConfig
 from portable.generation import DecoderSpec, generate
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 # The exporter warns that batch/seq/past_seq, shared by several inputs, are named once.
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:# The axis name")]
